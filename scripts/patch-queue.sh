@@ -18,7 +18,7 @@ pristine=$top/build/qemu-pristine
 # Fixed identity and dates make the base commit, and so every exported
 # patch's index lines, identical on every machine.
 export GIT_AUTHOR_NAME="Debian QEMU source" GIT_AUTHOR_EMAIL="qemu@packages.debian.org"
-export GIT_COMMITTER_NAME="open-hook patch queue" GIT_COMMITTER_EMAIL="open-hook@localhost"
+export GIT_COMMITTER_NAME="Open Hook Team" GIT_COMMITTER_EMAIL="open-hook@localhost"
 export GIT_AUTHOR_DATE="2000-01-01T00:00:00Z" GIT_COMMITTER_DATE="2000-01-01T00:00:00Z"
 
 die() {

@@ -1,0 +1,47 @@
+/* The audit trail: one JSON object per line, one line per request. */
+#ifndef OPEN_HOOK_AUDIT_H
+#define OPEN_HOOK_AUDIT_H
+
+#include "policy.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct audit {
+	int fd;             /* -1: auditing off */
+	char *path;         /* NULL for stderr */
+};
+
+struct audit_record {
+	pid_t pid;
+	uid_t uid;
+	uint32_t command;
+	const char *path;           /* as asked; may be NULL */
+	size_t path_len;
+	const char *resolved;       /* may be NULL or "" */
+	bool has_flags;
+	uint32_t flags;
+	const char *decision;       /* "allow", "deny", "error", "drop" */
+	int err;                    /* errno, 0 for none */
+	const struct rule *rule;    /* may be NULL */
+	const char *policy_source;
+	const char *reason;         /* why a client was dropped; may be NULL */
+	int32_t result;
+};
+
+/* path NULL: off; "-": stderr; else a file opened for appending. */
+int audit_open(struct audit *audit, const char *path);
+
+/* Reopens the file (after log rotation); keeps the old one on failure. */
+int audit_reopen(struct audit *audit);
+
+void audit_close(struct audit *audit);
+
+void audit_write(struct audit *audit, const struct audit_record *rec);
+
+/* Formats rec as one JSON line (with '\n') into buf; returns its length. */
+size_t audit_format(const struct audit_record *rec, char *buf, size_t cap);
+
+#endif

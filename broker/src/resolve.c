@@ -1,0 +1,320 @@
+#define _GNU_SOURCE
+#include "resolve.h"
+
+#include "fdpath.h"
+#include "flags.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* openat2 answers EAGAIN when a rename races with RESOLVE_BENEATH. */
+#define RESOLVE_TRIES 4
+/* Someone may create the file between our lookup and our O_EXCL create. */
+#define CREATE_TRIES 4
+#define RACE_RETRY (-1000)
+
+#define CONFINED (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+
+struct request_ctx {
+	const struct policy *pol;
+	const struct rule *rule;    /* chosen from the path as written */
+	const char *rest;           /* path relative to rule->dirfd */
+	uint32_t flags;
+	unsigned need;
+	struct outcome *out;
+};
+
+static int open_beneath(int dirfd, const char *rest, uint64_t oflags,
+			uint64_t resolve)
+{
+	struct open_how how = { .flags = oflags, .resolve = resolve };
+
+	for (int i = 0; i < RESOLVE_TRIES; i++) {
+		long fd = syscall(SYS_openat2, dirfd, rest, &how, sizeof how);
+
+		if (fd >= 0)
+			return (int)fd;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+	}
+	return -EAGAIN;
+}
+
+/* An escape blocked by the confinement is a policy refusal, not an error. */
+static int confinement_errno(int err)
+{
+	return (err == EXDEV || err == ELOOP) ? EACCES : err;
+}
+
+static int refuse(struct outcome *out, const struct rule *rule, int err)
+{
+	if (rule)
+		out->rule = rule;
+	out->error = err;
+	return err;
+}
+
+static int type_errno(const struct rule *rule, const struct stat *st,
+		      uint32_t flags)
+{
+	bool dev_rule = rule->kind == RULE_DEV;
+
+	if (S_ISLNK(st->st_mode))
+		return (flags & O_NOFOLLOW) ? ELOOP : EACCES;
+	if (S_ISDIR(st->st_mode)) {
+		if (dev_rule || !rule->tree)
+			return EACCES;
+		if ((flags & O_ACCMODE) != O_RDONLY || !(flags & O_DIRECTORY) ||
+		    (flags & (O_TRUNC | O_APPEND | O_CREAT)))
+			return EISDIR;
+		return 0;
+	}
+	if (flags & O_DIRECTORY)
+		return ENOTDIR;
+	if (S_ISREG(st->st_mode)) {
+		/* Another name of this inode may lie outside the policy. */
+		if (dev_rule || (rule->tree && st->st_nlink > 1))
+			return EACCES;
+		return 0;
+	}
+	return dev_rule ? 0 : EACCES;
+}
+
+/* Checks the canonical name of what was actually reached against the policy. */
+static int check_real_path(struct request_ctx *ctx, unsigned need,
+			   const struct rule **real_rule)
+{
+	const struct rule *deny = policy_denial(ctx->pol, ctx->out->resolved, MATCH_REAL);
+
+	if (deny)
+		return refuse(ctx->out, deny, EACCES);
+	*real_rule = policy_allowance(ctx->pol, ctx->out->resolved, MATCH_REAL);
+	if (!*real_rule)
+		return refuse(ctx->out, NULL, EACCES);
+	if (need & ~rule_grants(*real_rule))
+		return refuse(ctx->out, *real_rule, EACCES);
+	return 0;
+}
+
+static int check_object(struct request_ctx *ctx, int pfd, const struct stat *st)
+{
+	const struct rule *real_rule;
+	int err = fd_path(pfd, ctx->out->resolved, sizeof ctx->out->resolved);
+
+	if (err < 0)
+		return refuse(ctx->out, NULL, -err);
+	err = check_real_path(ctx, ctx->need, &real_rule);
+	if (err)
+		return err;
+	err = type_errno(ctx->rule, st, ctx->flags);
+	if (!err)
+		err = type_errno(real_rule, st, ctx->flags);
+	if (err)
+		return refuse(ctx->out, real_rule, err);
+	if ((ctx->flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+		return refuse(ctx->out, NULL, EEXIST);
+	return 0;
+}
+
+static int clear_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Reopens the very inode behind an O_PATH descriptor.  FIFOs and devices
+ * are opened non-blocking so that a FIFO without a peer cannot stall us.
+ */
+static int reopen_object(int pfd, const struct stat *st, uint32_t flags)
+{
+	bool special = !S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode);
+	struct stat now;
+	char name[32];
+	int fd, err;
+
+	fd_proc_name(pfd, name, sizeof name);
+	fd = open(name, reopen_flags(flags) | (special ? O_NONBLOCK : 0));
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &now) < 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino)
+		err = -EACCES;
+	else if (special && !(flags & O_NONBLOCK))
+		err = clear_nonblock(fd);
+	else
+		return fd;
+	close(fd);
+	return err;
+}
+
+static int open_existing(struct request_ctx *ctx, int pfd)
+{
+	struct stat st;
+	int fd;
+
+	if (fstat(pfd, &st) < 0)
+		return refuse(ctx->out, NULL, errno);
+	if (check_object(ctx, pfd, &st))
+		return ctx->out->error;
+	fd = reopen_object(pfd, &st, ctx->flags);
+	if (fd < 0)
+		return refuse(ctx->out, NULL, -fd);
+	ctx->out->fd = fd;
+	return 0;
+}
+
+static void split_leaf(const char *rest, char *dir, size_t cap, const char **leaf)
+{
+	const char *slash = strrchr(rest, '/');
+
+	if (!slash) {
+		snprintf(dir, cap, ".");
+		*leaf = rest;
+		return;
+	}
+	snprintf(dir, cap, "%.*s", (int)(slash - rest), rest);
+	*leaf = slash + 1;
+}
+
+static void join_resolved(struct outcome *out, const char *parent, const char *leaf)
+{
+	snprintf(out->resolved, sizeof out->resolved, "%s/%s",
+		 strcmp(parent, "/") ? parent : "", leaf);
+}
+
+static int create_in(struct request_ctx *ctx, int dfd, const char *leaf)
+{
+	char parent[PATH_MAX];
+	const struct rule *real_rule;
+	int fd, err = fd_path(dfd, parent, sizeof parent);
+
+	if (err < 0)
+		return refuse(ctx->out, NULL, -err);
+	join_resolved(ctx->out, parent, leaf);
+	if (check_real_path(ctx, ctx->need | ACCESS_CREATE, &real_rule))
+		return ctx->out->error;
+	fd = openat(dfd, leaf, reopen_flags(ctx->flags) | O_CREAT | O_EXCL | O_NOFOLLOW,
+		    ctx->pol->create_mode);
+	if (fd < 0 && errno == EEXIST && !(ctx->flags & O_EXCL))
+		return RACE_RETRY;
+	if (fd < 0)
+		return refuse(ctx->out, NULL, errno);
+	/* The umask must not decide the mode of what the broker creates. */
+	if (fchmod(fd, ctx->pol->create_mode) < 0) {
+		close(fd);
+		return refuse(ctx->out, NULL, errno);
+	}
+	ctx->out->fd = fd;
+	return 0;
+}
+
+static int create_new(struct request_ctx *ctx)
+{
+	char dir[PATH_MAX];
+	const char *leaf;
+	int dfd, rc;
+
+	if (!(rule_grants(ctx->rule) & ACCESS_CREATE))
+		return refuse(ctx->out, ctx->rule, EACCES);
+	split_leaf(ctx->rest, dir, sizeof dir, &leaf);
+	if (!*leaf)
+		return refuse(ctx->out, NULL, EISDIR);
+	dfd = open_beneath(ctx->rule->dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, CONFINED);
+	if (dfd < 0)
+		return refuse(ctx->out, NULL, confinement_errno(-dfd));
+	rc = create_in(ctx, dfd, leaf);
+	close(dfd);
+	return rc;
+}
+
+static int open_or_create(struct request_ctx *ctx)
+{
+	bool exact = !ctx->rule->tree;
+	uint64_t oflags = O_PATH | O_CLOEXEC;
+	int pfd, rc;
+
+	/* An exact rule names one file: a symlink in its place is never followed. */
+	if (exact || (ctx->flags & O_NOFOLLOW))
+		oflags |= O_NOFOLLOW;
+	pfd = open_beneath(ctx->rule->dirfd, ctx->rest, oflags,
+			   CONFINED | (exact ? RESOLVE_NO_SYMLINKS : 0));
+	if (pfd == -ENOENT && (ctx->flags & O_CREAT))
+		return create_new(ctx);
+	if (pfd < 0)
+		return refuse(ctx->out, NULL, confinement_errno(-pfd));
+	rc = open_existing(ctx, pfd);
+	close(pfd);
+	return rc;
+}
+
+/* The rule's directory fd is the root; the rest is what lies below it. */
+static int relative_to_rule(const struct rule *rule, const char *path,
+			    bool trailing_slash, char *rest, size_t cap)
+{
+	const char *tail = rule->tree ? path + strlen(rule->path) : rule->leaf;
+	int n;
+
+	while (*tail == '/')
+		tail++;
+	n = snprintf(rest, cap, "%s%s", *tail ? tail : ".",
+		     trailing_slash && *tail ? "/" : "");
+	return (n < 0 || (size_t)n >= cap) ? -ENAMETOOLONG : 0;
+}
+
+static int decide(const struct policy *pol, const char *name, size_t len,
+		  uint32_t flags, struct outcome *out)
+{
+	char path[PATH_MAX], rest[PATH_MAX];
+	struct request_ctx ctx = { .pol = pol, .flags = flags, .out = out };
+	const struct rule *deny;
+	int rc;
+
+	if (check_open_flags(flags) < 0)
+		return refuse(out, NULL, EINVAL);
+	rc = normalize_path(name, len, path, sizeof path);
+	if (rc < 0)
+		return refuse(out, NULL, -rc);
+	/* Lexical checks first: nothing outside the policy touches the disk. */
+	deny = policy_denial(pol, path, MATCH_AS_WRITTEN);
+	if (deny)
+		return refuse(out, deny, EACCES);
+	ctx.rule = policy_allowance(pol, path, MATCH_AS_WRITTEN);
+	if (!ctx.rule)
+		return refuse(out, NULL, EACCES);
+	out->rule = ctx.rule;
+	ctx.need = access_needed(flags);
+	if (ctx.need & ~rule_grants(ctx.rule))
+		return refuse(out, ctx.rule, EACCES);
+	rc = relative_to_rule(ctx.rule, path, len > 1 && name[len - 1] == '/',
+			      rest, sizeof rest);
+	if (rc < 0)
+		return refuse(out, NULL, -rc);
+	ctx.rest = rest;
+	for (int i = 0; i < CREATE_TRIES; i++) {
+		rc = open_or_create(&ctx);
+		if (rc != RACE_RETRY)
+			return rc;
+		out->resolved[0] = '\0';
+	}
+	return refuse(out, NULL, EEXIST);
+}
+
+void broker_open(const struct policy *pol, const char *name, size_t len,
+		 uint32_t flags, struct outcome *out)
+{
+	out->fd = -1;
+	out->error = 0;
+	out->rule = NULL;
+	out->resolved[0] = '\0';
+	decide(pol, name, len, flags, out);
+}
