@@ -23,6 +23,10 @@ JUNIT := $(BUILD)/junit
 # Debian's interpreter: the tests use its pytest and QEMU's python/ package.
 PYTHON := /usr/bin/python3
 export PATH := /usr/lib/ccache:/usr/bin:$(PATH)
+# Let a fresh clone in another folder (CI) reuse the compiler cache.
+export CCACHE_BASEDIR := $(TOP)
+export CCACHE_NOHASHDIR := true
+export TOP BUILD BIN JUNIT PYTHON
 
 QEMU_PROGS := qemu-system-x86_64 qemu-img qemu-io qemu-nbd storage-daemon/qemu-storage-daemon
 
@@ -40,8 +44,21 @@ QEMU_CONFIGURE := \
 	--disable-docs --disable-install-blobs \
 	--firmwarepath=$(QEMU_FIRMWARE)
 
-.PHONY: all deps qemu qemu-tree export-patches check-patches check-bisect \
-	check check-qemu check-iotests clean-qemu-build
+# Tests of the areas the series touches (util, block, monitor), run by
+# make check through meson; open-hook-test is the series' own qtest.
+QEMU_UNIT_TESTS := test-open-hook test-cutils test-qemu-opts test-keyval \
+	test-util-sockets test-coroutine test-aio test-bdrv-drain \
+	test-block-backend test-image-locking test-qmp-cmds
+QEMU_QTESTS := open-hook-test qmp-test qmp-cmd-test drive_del-test
+
+# Every suite make check runs; each writes $(JUNIT)/<suite>.xml.
+CHECK_SUITES := check-patches patch-roundtrip qemu broker e2e \
+	iotests-brokered-subset bench-smoke
+CHECK_TARGETS := check-patches check-roundtrip check-qemu check-broker \
+	check-e2e check-iotests-subset check-bench
+
+.PHONY: all deps qemu qemu-tree export-patches check-patches check-roundtrip \
+	check-bisect check check-qemu clean-qemu-build
 
 all: qemu broker
 	@echo "Binaries are in build/bin/:"; ls $(BIN)
@@ -70,6 +87,9 @@ qemu: $(QEMU_BUILD)/build.ninja
 	@start=$$(date +%s); \
 	ninja -C $(QEMU_BUILD) $(QEMU_PROGS) && \
 	echo "qemu: built in $$(( $$(date +%s) - start )) s"
+	@$(TOP)/scripts/patch-queue.sh status >/dev/null || echo "note: build/qemu" \
+		"differs from patches/: 'make export-patches' saves your work," \
+		"'make qemu-tree' takes patches/ (it refuses to drop unexported work)"
 	@mkdir -p $(BIN)
 	@for p in $(QEMU_PROGS); do ln -sf $(QEMU_BUILD)/$$p $(BIN)/$$(basename $$p); done
 	@# Run from its build directory, QEMU looks for firmware below
@@ -80,3 +100,34 @@ qemu: $(QEMU_BUILD)/build.ninja
 
 clean-qemu-build:
 	rm -rf $(QEMU_BUILD)
+
+check-patches:
+	@$(PYTHON) $(TOP)/scripts/checks.py patches $(JUNIT)
+
+check-roundtrip:
+	@$(PYTHON) $(TOP)/scripts/checks.py roundtrip $(JUNIT)
+
+check-bisect:
+	@$(TOP)/scripts/check-bisect.sh
+
+check-qemu: qemu
+	ninja -C $(QEMU_BUILD) $(QEMU_UNIT_TESTS:%=tests/unit/%) \
+		$(QEMU_QTESTS:%=tests/qtest/%)
+	@mkdir -p $(JUNIT)
+	@cd $(QEMU_BUILD) && { meson test --no-rebuild --print-errorlogs \
+		$(QEMU_UNIT_TESTS) $(QEMU_QTESTS:%=qtest-x86_64/%); rc=$$?; \
+		cp meson-logs/testlog.junit.xml $(JUNIT)/qemu.xml; exit $$rc; }
+
+# All tests, ending in one line "N passed, N failed".  Suites keep going
+# when one fails (-k) so that the summary counts every one of them.
+check: all
+	@rm -rf $(JUNIT) && mkdir -p $(JUNIT)
+	@$(MAKE) --no-print-directory -k $(CHECK_TARGETS) || true
+	@$(PYTHON) $(TOP)/scripts/checks.py summary $(JUNIT) $(CHECK_SUITES)
+
+include $(wildcard $(TOP)/broker/broker.mk $(TOP)/tests/e2e/e2e.mk \
+	$(TOP)/tests/iotests/iotests.mk $(TOP)/bench/bench.mk)
+
+# For scripts that configure a QEMU tree the same way (check-bisect).
+print-qemu-configure:
+	@echo $(QEMU_CONFIGURE)

@@ -68,34 +68,49 @@ ssize_t decode_open_request(const uint8_t *buf, size_t len,
     return (ssize_t)size;
 }
 
-int send_open_reply(int sock, int32_t result, int fd)
-{
-    uint8_t reply[OPEN_HOOK_REPLY_SIZE];
+/* A reply and room for the one fd it may carry, as sendmsg/recvmsg want. */
+struct reply_message {
+    uint8_t bytes[OPEN_HOOK_REPLY_SIZE];
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int))];
     } control;
-    struct iovec iov = { .iov_base = reply, .iov_len = sizeof(reply) };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    struct iovec iov;
+    struct msghdr msg;
+};
 
-    put_u32(reply + 0, OPEN_HOOK_REPLY_SIZE);
-    put_u32(reply + 4, OPEN_HOOK_CMD_OPEN);
-    put_u32(reply + 8, (uint32_t)result);
+static void reply_message_init(struct reply_message *m, bool with_fd)
+{
+    memset(m, 0, sizeof(*m));
+    m->iov = (struct iovec){ .iov_base = m->bytes, .iov_len = sizeof(m->bytes) };
+    m->msg.msg_iov = &m->iov;
+    m->msg.msg_iovlen = 1;
+    if (with_fd) {
+        m->msg.msg_control = m->control.buf;
+        m->msg.msg_controllen = sizeof(m->control.buf);
+    }
+}
+
+int send_open_reply(int sock, int32_t result, int fd)
+{
+    struct reply_message m;
+
+    reply_message_init(&m, result == 0);
+    put_u32(m.bytes + 0, OPEN_HOOK_REPLY_SIZE);
+    put_u32(m.bytes + 4, OPEN_HOOK_CMD_OPEN);
+    put_u32(m.bytes + 8, (uint32_t)result);
     if (result == 0) {
-        memset(&control, 0, sizeof(control));
-        msg.msg_control = control.buf;
-        msg.msg_controllen = sizeof(control.buf);
-        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&m.msg);
         cmsg->cmsg_level = SOL_SOCKET;
         cmsg->cmsg_type = SCM_RIGHTS;
         cmsg->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
     }
-    ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    ssize_t n = sendmsg(sock, &m.msg, MSG_NOSIGNAL);
     if (n < 0) {
         return -errno;
     }
-    return n == (ssize_t)sizeof(reply) ? 0 : -EPROTO;
+    return n == OPEN_HOOK_REPLY_SIZE ? 0 : -EPROTO;
 }
 
 static int passed_fd(struct msghdr *msg)
@@ -113,28 +128,20 @@ static int passed_fd(struct msghdr *msg)
 
 int32_t recv_open_reply(int sock, int *fd)
 {
-    uint8_t reply[OPEN_HOOK_REPLY_SIZE];
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } control;
-    struct iovec iov = { .iov_base = reply, .iov_len = sizeof(reply) };
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1,
-        .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
-    };
+    struct reply_message m;
 
+    reply_message_init(&m, true);
     *fd = -1;
     /* MSG_WAITALL: the 12 bytes may in principle arrive in pieces. */
-    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    ssize_t n = recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
     if (n < 0) {
         return -errno;
     }
-    *fd = passed_fd(&msg);
-    int32_t result = (int32_t)get_u32(reply + 8);
+    *fd = passed_fd(&m.msg);
+    int32_t result = (int32_t)get_u32(m.bytes + 8);
     bool well_formed = n == OPEN_HOOK_REPLY_SIZE &&
-                       get_u32(reply + 0) == OPEN_HOOK_REPLY_SIZE &&
-                       get_u32(reply + 4) == OPEN_HOOK_CMD_OPEN &&
+                       get_u32(m.bytes + 0) == OPEN_HOOK_REPLY_SIZE &&
+                       get_u32(m.bytes + 4) == OPEN_HOOK_CMD_OPEN &&
                        (result == 0) == (*fd >= 0);
     if (!well_formed) {
         if (*fd >= 0) {

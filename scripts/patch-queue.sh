@@ -14,6 +14,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 qemu=${QEMU_TREE:-$top/build/qemu}
 patches=$top/patches
+# Where "export" writes; the round-trip check exports elsewhere and compares.
+patches_out=${PATCHES_OUT:-$patches}
 pristine=$top/build/qemu-pristine
 # Fixed identity and dates make the base commit, and so every exported
 # patch's index lines, identical on every machine.
@@ -134,12 +136,14 @@ cmd_export() {
         -c format.signoff=false -c diff.renames=true \
         format-patch -q --no-signature --zero-commit --full-index --no-numbered \
         --no-cover-letter -o "$tmp" base..HEAD >/dev/null
-    rm -f "$patches"/*.patch "$patches/series"
-    mkdir -p "$patches"
-    (cd "$tmp" && ls) | sort > "$patches/series"
-    [ -s "$patches/series" ] && cp "$tmp"/*.patch "$patches"/
+    mkdir -p "$patches_out"
+    rm -f "$patches_out"/*.patch "$patches_out/series"
+    (cd "$tmp" && ls) | sort > "$patches_out/series"
+    if [ -s "$patches_out/series" ]; then
+        cp "$tmp"/*.patch "$patches_out"/
+    fi
     rm -rf "$tmp"
-    echo "patch-queue: exported $(wc -l < "$patches/series") patches to patches/"
+    echo "patch-queue: exported $(wc -l < "$patches_out/series") patches to $patches_out"
 }
 
 cmd_status() {

@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "audit.h"
 
 #include "flags.h"
@@ -134,7 +133,10 @@ size_t audit_format(const struct audit_record *rec, char *buf, size_t cap)
 
 	put_time(&l);
 	put(&l, ",\"client\":{\"pid\":%ld,\"uid\":%ld}", (long)rec->pid, (long)rec->uid);
-	put(&l, ",\"command\":\"%s\"", command_name(rec->command));
+	if (rec->command == OH_CMD_OPEN || rec->command == OH_CMD_HELLO)
+		put(&l, ",\"command\":\"%s\"", command_name(rec->command));
+	else
+		put(&l, ",\"command\":\"%u\"", rec->command);
 	put_field(&l, "path", rec->path, rec->path_len);
 	put_cstring(&l, "resolved", rec->resolved);
 	put_cstring(&l, "flags", rec->has_flags ?

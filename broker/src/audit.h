@@ -26,7 +26,6 @@ struct audit_record {
 	const char *decision;       /* "allow", "deny", "error", "drop" */
 	int err;                    /* errno, 0 for none */
 	const struct rule *rule;    /* may be NULL */
-	const char *policy_source;
 	const char *reason;         /* why a client was dropped; may be NULL */
 	int32_t result;
 };

@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "flags.h"
 
 #include <errno.h>

@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "policy.h"
 
 #include "fdpath.h"
@@ -359,8 +358,8 @@ static int read_file(const char *file, char **data, size_t *len)
 
 int policy_load(const char *file, struct policy *out, char *err, size_t cap)
 {
-	char *data;
-	size_t len;
+	char *data = NULL;
+	size_t len = 0;
 	int rc = read_file(file, &data, &len);
 
 	if (rc < 0)

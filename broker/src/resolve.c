@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "resolve.h"
 
 #include "fdpath.h"
@@ -186,10 +185,12 @@ static void split_leaf(const char *rest, char *dir, size_t cap, const char **lea
 	*leaf = slash + 1;
 }
 
-static void join_resolved(struct outcome *out, const char *parent, const char *leaf)
+static int join_resolved(struct outcome *out, const char *parent, const char *leaf)
 {
-	snprintf(out->resolved, sizeof out->resolved, "%s/%s",
-		 strcmp(parent, "/") ? parent : "", leaf);
+	int n = snprintf(out->resolved, sizeof out->resolved, "%s/%s",
+			 strcmp(parent, "/") ? parent : "", leaf);
+
+	return (n < 0 || (size_t)n >= sizeof out->resolved) ? -ENAMETOOLONG : 0;
 }
 
 static int create_in(struct request_ctx *ctx, int dfd, const char *leaf)
@@ -198,9 +199,10 @@ static int create_in(struct request_ctx *ctx, int dfd, const char *leaf)
 	const struct rule *real_rule;
 	int fd, err = fd_path(dfd, parent, sizeof parent);
 
+	if (!err)
+		err = join_resolved(ctx->out, parent, leaf);
 	if (err < 0)
 		return refuse(ctx->out, NULL, -err);
-	join_resolved(ctx->out, parent, leaf);
 	if (check_real_path(ctx, ctx->need | ACCESS_CREATE, &real_rule))
 		return ctx->out->error;
 	fd = openat(dfd, leaf, reopen_flags(ctx->flags) | O_CREAT | O_EXCL | O_NOFOLLOW,

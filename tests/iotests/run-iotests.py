@@ -53,11 +53,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--broker', help='open-hook-server binary')
     parser.add_argument('--policy-template',
                         default=os.path.join(HERE, 'policy.in'))
+    parser.add_argument('--subset', metavar='FILE',
+                        help='run the tests that FILE lists for --format: '
+                             'lines "<format> <test>  # comment"')
     parser.add_argument('tests', nargs='*', metavar='TEST')
     args = parser.parse_args()
+    if args.subset:
+        args.tests += subset_tests(args.subset, args.format)
     if args.brokered and not args.broker:
         parser.error('--brokered needs --broker')
     return args
+
+
+def subset_tests(path: str, fmt: str) -> list:
+    tests = []
+    with open(path, encoding='utf-8') as lines:
+        for line in lines:
+            fields = line.split('#', 1)[0].split()
+            if len(fields) == 2 and fields[0] == fmt:
+                tests.append(fields[1])
+            elif fields and len(fields) != 2:
+                sys.exit(f'run-iotests: {path}: bad line {line.strip()!r}')
+    if not tests:
+        sys.exit(f'run-iotests: {path} lists no test for {fmt}')
+    return tests
 
 
 def fresh_dir(path: str) -> str:
@@ -159,12 +178,15 @@ def main() -> int:
               f'see {log_path}', file=sys.stderr)
         return 2
 
+    work = os.path.abspath(args.work)
+    for result in results:
+        result.detail = result.detail.replace(work, '<work>')
     selection = ' '.join(args.tests) or f'group {args.group}'
     mode = 'brokered (open-hook-server)' if args.brokered else 'direct'
     report.write_summary(args.summary, results, [
         f'qemu-iotests -{args.format} -file, {selection}',
-        f'binaries: {os.path.abspath(args.bin)}, {mode}',
-        f'runtime: {elapsed:.0f} s; log: {log_path}',
+        f'binaries: {os.path.relpath(args.bin)}, {mode}',
+        f'runtime: {elapsed:.0f} s; log: <work>/check.log',
     ])
     report.write_junit(args.junit, args.suite, f'{args.suite}', results)
     tally = report.counts(results)
