@@ -151,6 +151,8 @@ static int reopen_object(int pfd, const struct stat *st, uint32_t flags)
 	else if (special && !(flags & O_NONBLOCK))
 		err = clear_nonblock(fd);
 	else
+		err = 0;
+	if (err == 0)
 		return fd;
 	close(fd);
 	return err;

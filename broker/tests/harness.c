@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -93,14 +94,21 @@ void remove_tree(const char *dir)
 	g_free(cmd);
 }
 
-static pid_t spawn(char **argv, int keep_fd)
+/* The broker's stderr goes to a file in the tree so tests can read it. */
+static pid_t spawn(const struct broker *b, char **argv, int keep_fd, rlim_t nofile)
 {
 	pid_t pid = fork();
 
 	g_assert_cmpint(pid, >=, 0);
 	if (pid == 0) {
+		struct rlimit lim = { nofile, nofile };
+		int err = open(b->stderr_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(err, STDERR_FILENO);
 		if (keep_fd >= 0)
 			fcntl(keep_fd, F_SETFD, 0);
+		if (nofile)
+			setrlimit(RLIMIT_NOFILE, &lim);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -116,6 +124,7 @@ static void prepare(struct broker *b, const char *policy)
 	b->dir = scratch_tree();
 	b->policy = path_in(b->dir, "policy");
 	b->audit = path_in(b->dir, "audit.log");
+	b->stderr_log = path_in(b->dir, "stderr.log");
 	text = expand(b->dir, policy);
 	write_text(b->policy, text);
 	g_free(text);
@@ -131,7 +140,7 @@ void broker_start(struct broker *b, const char *policy)
 	snprintf(fd_text, sizeof fd_text, "%d", sv[1]);
 	char *argv[] = { (char *)server_binary(), "--policy", b->policy, "--audit",
 			 b->audit, "--fd", fd_text, NULL };
-	b->pid = spawn(argv, sv[1]);
+	b->pid = spawn(b, argv, sv[1], 0);
 	close(sv[1]);
 	b->sock = sv[0];
 }
@@ -146,14 +155,19 @@ static bool wait_for_path(const char *path, int timeout_ms)
 	return false;
 }
 
-void broker_start_listen(struct broker *b, const char *policy)
+void broker_start_listen_limited(struct broker *b, const char *policy, long nofile)
 {
 	prepare(b, policy);
 	b->listen = path_in(b->dir, "hook.sock");
 	char *argv[] = { (char *)server_binary(), "--policy", b->policy, "--audit",
 			 b->audit, "--listen", b->listen, NULL };
-	b->pid = spawn(argv, -1);
+	b->pid = spawn(b, argv, -1, (rlim_t)nofile);
 	g_assert_true(wait_for_path(b->listen, 5000));
+}
+
+void broker_start_listen(struct broker *b, const char *policy)
+{
+	broker_start_listen_limited(b, policy, 0);
 }
 
 int broker_connect(const struct broker *b)
@@ -210,6 +224,7 @@ void broker_free(struct broker *b)
 	g_free(b->dir);
 	g_free(b->policy);
 	g_free(b->audit);
+	g_free(b->stderr_log);
 	g_free(b->listen);
 }
 

@@ -13,6 +13,7 @@ struct broker {
 	char *dir;              /* scratch tree; "@D@" in policies stands for it */
 	char *policy;
 	char *audit;
+	char *stderr_log;
 	char *listen;           /* --listen socket path, or NULL */
 };
 
@@ -29,6 +30,8 @@ char *path_in(const char *dir, const char *rel);
 void broker_start(struct broker *b, const char *policy);
 /* Same tree, --listen mode; clients connect with broker_connect(). */
 void broker_start_listen(struct broker *b, const char *policy);
+/* The same with RLIMIT_NOFILE set to nofile. */
+void broker_start_listen_limited(struct broker *b, const char *policy, long nofile);
 int broker_connect(const struct broker *b);
 /* Closes our end, waits; returns the exit status (or 128+signal). */
 int broker_stop(struct broker *b);

@@ -111,9 +111,9 @@ def compare_format(fmt: str, base: Dict[str, report.TestResult],
             print(f'  {fmt:6} {name:28} {message}')
         if status == 'fail':
             bugs.append(f'{fmt}/{name}')
+        text = '\n'.join([now.detail] + now.output) if now else ''
         report.junit_testcase(cases, f'iotests.{fmt}', name, status,
-                              now.seconds if now else None, message,
-                              now.detail if now else '')
+                              now.seconds if now else None, message, text)
     return bugs
 
 

@@ -8,6 +8,7 @@
 #                                 open-hook-server, compared per test with
 #                                 the recorded baseline
 #   make check-iotests-subset     a brokered subset for CI (a few minutes)
+#   make check-iotests-wrapper    unit tests of the broker wrapper (seconds)
 #
 # Standalone: make -f tests/iotests/iotests.mk check-iotests
 
@@ -47,7 +48,7 @@ done
 endef
 
 .PHONY: check-iotests iotests-baseline check-iotests-brokered \
-	check-iotests-subset
+	check-iotests-subset check-iotests-wrapper
 
 check-iotests:
 	@mkdir -p $(JUNIT) $(IOTESTS_OUT)
@@ -103,3 +104,11 @@ check-iotests-subset:
 		--junit $(JUNIT)/iotests-brokered-subset.xml \
 		--suite iotests-brokered-subset || rc=1; \
 	exit $$rc
+
+# broker-wrap against a stand-in broker, and against open-hook-server
+# once it is built (skipped before).
+check-iotests-wrapper:
+	@mkdir -p $(JUNIT)
+	@BIN=$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider \
+		--junitxml=$(JUNIT)/iotests-wrapper.xml \
+		$(IOTESTS_DIR)/test_broker_wrap.py

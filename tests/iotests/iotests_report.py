@@ -16,7 +16,9 @@ Summary file (ours), one test per line, tab-separated:
 
     <name> TAB <pass|fail|not run> TAB <seconds or -> TAB <detail>
 
-Lines starting with '#' are comments (format, binaries, totals).
+followed, for a failed test, by at most MAX_OUTPUT_LINES lines of what
+`check` printed about it (the diff), each as TAB '| ' <line>.  Lines
+starting with '#' are comments (format, binaries, totals).
 """
 
 import re
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 STATUSES = ('pass', 'fail', 'not run')
+MAX_OUTPUT_LINES = 60
+OUTPUT_PREFIX = '\t| '
 
 _STATUS_LINE = re.compile(
     r'^(?P<name>\S+)\s+(?P<status>pass|fail|not run)\s+'
@@ -100,18 +104,26 @@ def write_summary(path: str, results: List[TestResult],
         for r in results:
             secs = '-' if r.seconds is None else f'{r.seconds:.1f}'
             out.write(f'{r.name}\t{r.status}\t{secs}\t{r.detail}\n')
+            if r.status == 'fail':
+                for line in r.output[:MAX_OUTPUT_LINES]:
+                    out.write(f'{OUTPUT_PREFIX}{line}\n')
 
 
 def read_summary(path: str) -> Dict[str, TestResult]:
     results: Dict[str, TestResult] = {}
+    last: Optional[TestResult] = None
     with open(path, encoding='utf-8') as summary:
         for line in summary:
+            line = line.rstrip('\n')
+            if line.startswith(OUTPUT_PREFIX) and last:
+                last.output.append(line[len(OUTPUT_PREFIX):])
+                continue
             if line.startswith('#') or not line.strip():
                 continue
-            name, status, secs, detail = line.rstrip('\n').split('\t', 3)
+            name, status, secs, detail = line.split('\t', 3)
             if status not in STATUSES:
                 raise ValueError(f'{path}: bad status {status!r} for {name}')
-            results[name] = TestResult(
+            last = results[name] = TestResult(
                 name, status, None if secs == '-' else float(secs), detail)
     return results
 

@@ -60,6 +60,10 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.subset:
         args.tests += subset_tests(args.subset, args.format)
+    # `check` runs in its own directory.  Keep the link: `check` finds the
+    # build tree through it.
+    args.check = os.path.abspath(args.check)
+    args.work = os.path.abspath(args.work)
     if args.brokered and not args.broker:
         parser.error('--brokered needs --broker')
     return args
@@ -153,6 +157,10 @@ def main() -> int:
     dirs = {
         'TEST_DIR': fresh_dir(os.path.join(args.work, 'scratch')),
         'SOCK_DIR': fresh_dir(os.path.join(args.work, 'sock')),
+        # QEMU creates the temporary overlay of snapshot=on in $TMPDIR
+        # (else /var/tmp): keep it in the run's own tree, which the
+        # broker policy grants.  Tests that set TMPDIR still win.
+        'TMPDIR': fresh_dir(os.path.join(args.work, 'tmp')),
         'SAMPLE_IMG_DIR': os.path.join(
             os.path.dirname(os.path.realpath(args.check)), 'sample_images'),
     }

@@ -1,0 +1,169 @@
+/* Unit tests: policy parsing, path normalisation, matching. */
+#include "flags.h"
+#include "policy.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void parse_ok(const char *text, struct policy *pol)
+{
+	char err[POLICY_ERROR_MAX] = "";
+
+	if (policy_parse(text, strlen(text), "test.policy", pol, err, sizeof err) < 0)
+		g_error("unexpected parse error: %s", err);
+}
+
+static void assert_error_len(const char *text, size_t len, const char *expected)
+{
+	char err[POLICY_ERROR_MAX] = "";
+	struct policy pol;
+
+	g_assert_cmpint(policy_parse(text, len, "test.policy", &pol, err, sizeof err), ==, -1);
+	g_assert_cmpstr(err, ==, expected);
+	g_assert_cmpuint(pol.count, ==, 0);
+}
+
+static void assert_error(const char *text, const char *expected)
+{
+	assert_error_len(text, strlen(text), expected);
+}
+
+static void test_parse(void)
+{
+	struct policy pol;
+
+	parse_ok("# comment\n\n  ro /images/base.qcow2\nrw\t/images/vm1.qcow2  \r\n"
+		 "create /images/vm1/snap/\ndeny /images/vm1/secret\ndev /dev/kvm\n"
+		 "mode 0640\nsandbox-ro /usr/\nsandbox-rw /run/vm 1/\n   # indented\n"
+		 "ro /", &pol);
+	g_assert_cmpuint(pol.count, ==, 8);
+	g_assert_cmpint(pol.create_mode, ==, 0640);
+	g_assert_cmpint(pol.rules[0].kind, ==, RULE_RO);
+	g_assert_cmpstr(pol.rules[0].path, ==, "/images/base.qcow2");
+	g_assert_cmpstr(pol.rules[0].leaf, ==, "base.qcow2");
+	g_assert_cmpuint(pol.rules[0].line, ==, 3);
+	g_assert_false(pol.rules[0].tree);
+	g_assert_cmpstr(pol.rules[1].path, ==, "/images/vm1.qcow2");
+	g_assert_cmpint(pol.rules[2].kind, ==, RULE_CREATE);
+	g_assert_true(pol.rules[2].tree);
+	g_assert_cmpstr(pol.rules[2].path, ==, "/images/vm1/snap");
+	g_assert_cmpint(pol.rules[4].kind, ==, RULE_DEV);
+	g_assert_cmpstr(pol.rules[6].path, ==, "/run/vm 1");
+	g_assert_true(pol.rules[7].tree);
+	g_assert_cmpstr(pol.rules[7].path, ==, "");
+	policy_free(&pol);
+	parse_ok("", &pol);
+	g_assert_cmpint(pol.create_mode, ==, POLICY_DEFAULT_MODE);
+	policy_free(&pol);
+}
+
+static void test_parse_errors(void)
+{
+	assert_error("ro /a\nfrobnicate /x\n", "test.policy:2: unknown keyword \"frobnicate\"");
+	assert_error("ro images/x\n", "test.policy:1: path must be absolute");
+	assert_error("\n\nrw\n", "test.policy:3: missing path");
+	assert_error("ro /a/../b\n", "test.policy:1: \".\" and \"..\" are not allowed in rule paths");
+	assert_error("ro /a/./b\n", "test.policy:1: \".\" and \"..\" are not allowed in rule paths");
+	assert_error("ro /a//b\n", "test.policy:1: empty path component (\"//\")");
+	assert_error("mode 0778\n", "test.policy:1: mode must be octal, 0 to 0777");
+	assert_error("mode 01777\n", "test.policy:1: mode must be octal, 0 to 0777");
+	assert_error("mode\n", "test.policy:1: mode must be octal, 0 to 0777");
+	assert_error_len("ro /a\0b\n", 8, "test.policy:1: NUL byte in line");
+}
+
+static void test_normalize(void)
+{
+	static const char *cases[][2] = {
+		{ "/", "/" }, { "//", "/" }, { "/a/b", "/a/b" }, { "/a//b/", "/a/b" },
+		{ "/a/./b/.", "/a/b" }, { "/a/b/../c", "/a/c" }, { "/../../a", "/a" },
+		{ "/a/..", "/" }, { "/a/b/../../..", "/" }, { "/a/...", "/a/..." },
+	};
+	char out[64];
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_assert_cmpint(normalize_path(cases[i][0], strlen(cases[i][0]), out, sizeof out), ==, 0);
+		g_assert_cmpstr(out, ==, cases[i][1]);
+	}
+	g_assert_cmpint(normalize_path("a/b", 3, out, sizeof out), ==, -EINVAL);
+	g_assert_cmpint(normalize_path("", 0, out, sizeof out), ==, -EINVAL);
+	g_assert_cmpint(normalize_path("/aaaaaaaa", 9, out, 8), ==, -ENAMETOOLONG);
+}
+
+static void test_matching(void)
+{
+	struct policy pol;
+	const struct rule *r;
+
+	parse_ok("ro /images/\nrw /images/vm1.qcow2\ndeny /images/vm1/secret/\n"
+		 "create /images/vm1/snap/\nro /images/vm1/snap/pinned\nrw /images/twice\n"
+		 "ro /images/twice\n", &pol);
+	r = policy_allowance(&pol, "/images/base.qcow2", MATCH_AS_WRITTEN);
+	g_assert_true(r == &pol.rules[0]);
+	g_assert_true(policy_allowance(&pol, "/images", MATCH_AS_WRITTEN) == &pol.rules[0]);
+	g_assert_null(policy_allowance(&pol, "/imagesX/a", MATCH_AS_WRITTEN));
+	g_assert_null(policy_allowance(&pol, "/etc/passwd", MATCH_AS_WRITTEN));
+	g_assert_true(policy_allowance(&pol, "/images/vm1.qcow2", MATCH_AS_WRITTEN) == &pol.rules[1]);
+	g_assert_true(policy_allowance(&pol, "/images/vm1.qcow2x", MATCH_AS_WRITTEN) == &pol.rules[0]);
+	g_assert_true(policy_allowance(&pol, "/images/vm1/snap/a", MATCH_AS_WRITTEN) == &pol.rules[3]);
+	g_assert_true(policy_allowance(&pol, "/images/vm1/snap/pinned", MATCH_AS_WRITTEN) == &pol.rules[4]);
+	g_assert_true(policy_allowance(&pol, "/images/twice", MATCH_AS_WRITTEN) == &pol.rules[6]);
+	g_assert_true(policy_denial(&pol, "/images/vm1/secret", MATCH_AS_WRITTEN) == &pol.rules[2]);
+	g_assert_true(policy_denial(&pol, "/images/vm1/secret/x", MATCH_AS_WRITTEN) == &pol.rules[2]);
+	g_assert_null(policy_denial(&pol, "/images/vm1/secretx", MATCH_AS_WRITTEN));
+	g_assert_cmpuint(rule_grants(&pol.rules[0]), ==, ACCESS_READ);
+	g_assert_cmpuint(rule_grants(&pol.rules[3]), ==, ACCESS_READ | ACCESS_WRITE | ACCESS_CREATE);
+	g_assert_cmpuint(rule_grants(&pol.rules[2]), ==, 0);
+	policy_free(&pol);
+	parse_ok("ro /\n", &pol);
+	g_assert_nonnull(policy_allowance(&pol, "/", MATCH_AS_WRITTEN));
+	g_assert_nonnull(policy_allowance(&pol, "/etc/passwd", MATCH_AS_WRITTEN));
+	policy_free(&pol);
+}
+
+static void test_load(void)
+{
+	char err[POLICY_ERROR_MAX];
+	char *dir = g_dir_make_tmp("ohs-policy-XXXXXX", NULL);
+	char *file = g_build_filename(dir, "p", NULL);
+	char *link = g_build_filename(dir, "link", NULL);
+	char *text = g_strdup_printf("ro %s/\nro %s/missing/\n", link, dir);
+	struct policy pol;
+
+	g_assert_cmpint(symlink(dir, link), ==, 0);
+	g_file_set_contents(file, text, -1, NULL);
+	g_assert_cmpint(policy_load(file, &pol, err, sizeof err), ==, -1);
+	g_assert_nonnull(strstr(err, ":2: cannot open directory"));
+	g_assert_nonnull(strstr(err, "No such file or directory"));
+	g_free(text);
+	text = g_strdup_printf("ro %s/\nrw %s/p\ndeny /nonexistent/x\n", link, link);
+	g_file_set_contents(file, text, -1, NULL);
+	g_assert_cmpint(policy_load(file, &pol, err, sizeof err), ==, 0);
+	/* rules are matched against what they really are at load time */
+	g_assert_cmpstr(pol.rules[0].real, ==, dir);
+	g_assert_cmpstr(pol.rules[1].real, ==, file);
+	g_assert_cmpint(pol.rules[0].dirfd, >=, 0);
+	g_assert_cmpstr(pol.rules[2].real, ==, "/nonexistent/x");
+	policy_free(&pol);
+	g_assert_cmpint(policy_load("/nonexistent/policy", &pol, err, sizeof err), ==, -1);
+	g_assert_cmpstr(err, ==, "/nonexistent/policy: cannot read: No such file or directory");
+	unlink(link);
+	unlink(file);
+	rmdir(dir);
+	g_free(text);
+	g_free(file);
+	g_free(link);
+	g_free(dir);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/policy/parse", test_parse);
+	g_test_add_func("/policy/parse-errors", test_parse_errors);
+	g_test_add_func("/policy/normalize", test_normalize);
+	g_test_add_func("/policy/matching", test_matching);
+	g_test_add_func("/policy/load", test_load);
+	return g_test_run();
+}
