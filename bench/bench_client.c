@@ -117,6 +117,12 @@ static bool finish_request(int sock)
     return result == 0;
 }
 
+static void count_request(struct tally *t, bool ok)
+{
+    t->requests++;
+    t->refused += !ok;
+}
+
 static bool round_trip(int sock, const struct request *req)
 {
     send_request(sock, req);
@@ -140,18 +146,18 @@ static int run_serial(const struct options *o, int sock,
 {
     struct window w = window_from_now(o);
     struct latencies lat = { 0 };
-    unsigned long errors = 0;
+    struct tally tally = { 0 };
     uint64_t t0;
 
     while ((t0 = now_ns()) < w.end) {
         bool ok = sock >= 0 ? round_trip(sock, req) : open_close(o->path);
         uint64_t t1 = now_ns();
-        errors += !ok;
+        count_request(&tally, ok);
         if (in_window(&w, t0) && latencies_add(&lat, t1 - t0) < 0) {
             die("bench-client: samples");
         }
     }
-    latencies_report(stdout, &lat, o->seconds, errors);
+    latencies_report(stdout, &lat, o->seconds, &tally);
     latencies_free(&lat);
     return 0;
 }
@@ -186,7 +192,7 @@ static int run_fleet(const struct options *o, const struct request *req)
 {
     struct fleet f;
     struct latencies lat = { 0 };
-    unsigned long errors = 0;
+    struct tally tally = { 0 };
 
     fleet_connect(&f, o);
     struct window w = window_from_now(o);
@@ -202,7 +208,7 @@ static int run_fleet(const struct options *o, const struct request *req)
         }
         for (int k = 0; k < n; k++) {
             int i = (int)events[k].data.u32;
-            errors += !finish_request(f.socks[i]);
+            count_request(&tally, finish_request(f.socks[i]));
             uint64_t t = now_ns();
             if (in_window(&w, f.sent_at[i]) &&
                 latencies_add(&lat, t - f.sent_at[i]) < 0) {
@@ -216,7 +222,7 @@ static int run_fleet(const struct options *o, const struct request *req)
             send_request(f.socks[i], req);
         }
     }
-    latencies_report(stdout, &lat, o->seconds, errors);
+    latencies_report(stdout, &lat, o->seconds, &tally);
     latencies_free(&lat);
     return 0;
 }

@@ -47,16 +47,17 @@ uint64_t latencies_quantile(struct latencies *l, double q)
 }
 
 void latencies_report(FILE *out, struct latencies *l, double seconds,
-                      unsigned long errors)
+                      const struct tally *t)
 {
     double p50 = (double)latencies_quantile(l, 0.50) / 1000.0;
     double p99 = (double)latencies_quantile(l, 0.99) / 1000.0;
 
     fprintf(out,
             "{\"ops\": %zu, \"seconds\": %.6f, \"ops_per_s\": %.1f, "
-            "\"p50_us\": %.3f, \"p99_us\": %.3f, \"errors\": %lu}\n",
+            "\"p50_us\": %.3f, \"p99_us\": %.3f, \"requests\": %lu, "
+            "\"errors\": %lu}\n",
             l->count, seconds, seconds > 0 ? (double)l->count / seconds : 0.0,
-            p50, p99, errors);
+            p50, p99, t->requests, t->refused);
 }
 
 void latencies_free(struct latencies *l)

@@ -20,12 +20,18 @@ int latencies_add(struct latencies *l, uint64_t ns);
 /* Sorts the samples and returns the Q-quantile (0 <= Q <= 1) in ns. */
 uint64_t latencies_quantile(struct latencies *l, double q);
 
+/* Every request of a run, warm-up included: for CPU cost per request. */
+struct tally {
+    unsigned long requests;
+    unsigned long refused;
+};
+
 /*
- * Prints one JSON object: ops, seconds, ops_per_s, p50_us, p99_us, errors.
- * SECONDS is the length of the measurement window.
+ * Prints one JSON object: ops, seconds, ops_per_s, p50_us, p99_us (of the
+ * measurement window, SECONDS long), requests and errors (of the whole run).
  */
 void latencies_report(FILE *out, struct latencies *l, double seconds,
-                      unsigned long errors);
+                      const struct tally *t);
 
 void latencies_free(struct latencies *l);
 

@@ -8,6 +8,8 @@ any test failed, 2 on a usage or setup error.
 """
 
 import argparse
+import collections
+import json
 import os
 import shutil
 import subprocess
@@ -131,6 +133,28 @@ def broker_env(args: argparse.Namespace, dirs: dict) -> dict:
     }
 
 
+def digest_audit(work: str) -> str:
+    """Count the broker's decisions; list each request it did not grant
+    once in <work>/refused.txt (decision, errno, flags, name): where to
+    start looking for the cause of a difference."""
+    decisions = collections.Counter()
+    refused = set()
+    with open(os.path.join(work, 'audit.jsonl'), encoding='utf-8') as audit:
+        for line in audit:
+            entry = json.loads(line)
+            decisions[entry.get('decision')] += 1
+            if entry.get('decision') != 'allow':
+                refused.add((entry.get('decision'), entry.get('errno'),
+                             entry.get('flags'), entry.get('path')))
+    with open(os.path.join(work, 'refused.txt'), 'w',
+              encoding='utf-8') as out:
+        for fields in sorted(refused, key=str):
+            out.write('\t'.join(map(str, fields)) + '\n')
+    counts = ', '.join(f'{n} {d}' for d, n in sorted(decisions.items(),
+                                                     key=str))
+    return f'broker audit: {sum(decisions.values())} opens ({counts})'
+
+
 def run_check(args: argparse.Namespace, env: dict, log_path: str) -> int:
     """Run `check`, copy its log to log_path, echo each test's result."""
     cmd = [sys.executable, args.check, '--color', 'off', f'-{args.format}']
@@ -197,6 +221,8 @@ def main() -> int:
         f'runtime: {elapsed:.0f} s; log: <work>/check.log',
     ])
     report.write_junit(args.junit, args.suite, f'{args.suite}', results)
+    if args.brokered:
+        print(digest_audit(args.work) + f'; refused: {args.work}/refused.txt')
     tally = report.counts(results)
     print(f'iotests {args.format} ({mode}): {report.totals_line(results)} '
           f'in {elapsed:.0f} s -> {args.summary}')
