@@ -3,6 +3,7 @@
 #   make bench                     full run, prints one table (several minutes)
 #   make bench BENCH_SIZE=tiny     the same table on a tiny setting (seconds)
 #   make check-bench               tiny run + JUnit XML $(JUNIT)/bench-smoke.xml
+#   make bench-profile             where the broker's time goes (perf, strace)
 #
 # Works inside the top-level Makefile or alone: make -f bench/bench.mk bench
 
@@ -23,7 +24,7 @@ BENCH_PROGS := $(BENCH_OUT)/ipc-floor-server $(BENCH_OUT)/bench-client
 BENCH_RUN := $(PYTHON) $(BENCH_SRC)/run_bench.py --bin $(BIN) \
 	--tools $(BENCH_OUT) --work $(BENCH_OUT)
 
-.PHONY: bench bench-tools check-bench
+.PHONY: bench bench-tools check-bench bench-profile
 
 bench-tools: $(BENCH_PROGS)
 
@@ -45,3 +46,8 @@ bench: bench-tools
 check-bench: bench-tools
 	@mkdir -p $(JUNIT)
 	$(BENCH_RUN) --size tiny --junit $(JUNIT)/bench-smoke.xml $(BENCH_ARGS)
+
+# BENCH_BROKER=path profiles another build; BENCH_CLIENTS=16 under load.
+bench-profile: bench-tools
+	$(BENCH_SRC)/profile_broker.sh $(or $(BENCH_BROKER),$(BIN)/open-hook-server) \
+		$(or $(BENCH_CLIENTS),1)

@@ -623,6 +623,8 @@ def parse_args():
     p.add_argument("--rounds", type=int, help="override the IPC rounds")
     p.add_argument("--seconds", type=float, help="override the IPC window")
     p.add_argument("--junit", help="write a smoke-test JUnit XML here")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="only make the files and the policy (for profile_broker.sh)")
     return p.parse_args()
 
 
@@ -638,6 +640,8 @@ def main():
     started = time.monotonic()
     load_before = open("/proc/loadavg").read().split()[0]
     ws.prepare()
+    if args.prepare_only:
+        return 0
     rows = measure_all(tools, ws, size)
     facts = "%s (load average at start %s); size %s; %.0f s" % (
         machine_facts(), load_before, args.size, time.monotonic() - started)

@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include "protocol.h"
+#include "wire.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -102,9 +104,11 @@ static pid_t spawn(const struct broker *b, char **argv, int keep_fd, rlim_t nofi
 	g_assert_cmpint(pid, >=, 0);
 	if (pid == 0) {
 		struct rlimit lim = { nofile, nofile };
-		int err = open(b->stderr_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int err = open(b->stderr_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 		dup2(err, STDERR_FILENO);
+		close(err);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* no stray brokers after a failed test */
 		if (keep_fd >= 0)
 			fcntl(keep_fd, F_SETFD, 0);
 		if (nofile)
@@ -253,29 +257,8 @@ static bool wait_readable(int sock, int timeout_ms)
 
 bool hook_reply(int sock, int timeout_ms, uint32_t *command, int32_t *result, int *fd)
 {
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} control;
-	uint8_t buf[OH_REPLY_SIZE];
-	struct iovec iov = { buf, sizeof buf };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = control.buf, .msg_controllen = sizeof control.buf };
-	struct cmsghdr *h;
-	ssize_t n;
-
 	*fd = -1;
-	if (!wait_readable(sock, timeout_ms))
-		return false;
-	n = recvmsg(sock, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
-	if (n != OH_REPLY_SIZE)
-		return false;
-	h = CMSG_FIRSTHDR(&msg);
-	if (h && h->cmsg_type == SCM_RIGHTS)
-		memcpy(fd, CMSG_DATA(h), sizeof *fd);
-	memcpy(command, buf + 4, sizeof *command);
-	memcpy(result, buf + 8, sizeof *result);
-	return true;
+	return wait_readable(sock, timeout_ms) && receive_reply(sock, command, result, fd);
 }
 
 int32_t hook_open(int sock, const char *path, uint32_t flags, int *fd)

@@ -7,6 +7,7 @@
  * Prints HOOK_PATH's first bytes; exit 0 when all of that held.
  */
 #include "protocol.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,33 +23,12 @@ static int fail(const char *what)
 	return 1;
 }
 
-static int receive_fd(int sock, int32_t *result)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} control;
-	uint8_t reply[OH_REPLY_SIZE];
-	struct iovec iov = { reply, sizeof reply };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = control.buf, .msg_controllen = sizeof control.buf };
-	struct cmsghdr *h;
-	int fd = -1;
-
-	if (recvmsg(sock, &msg, MSG_WAITALL) != OH_REPLY_SIZE)
-		return -1;
-	memcpy(result, reply + 8, sizeof *result);
-	h = CMSG_FIRSTHDR(&msg);
-	if (h && h->cmsg_type == SCM_RIGHTS)
-		memcpy(&fd, CMSG_DATA(h), sizeof fd);
-	return fd;
-}
-
 int main(int argc, char **argv)
 {
 	uint8_t frame[OH_FRAME_MAX];
 	char data[64], proc[64];
 	int32_t result = 1;
+	uint32_t command;
 	int sock, fd;
 	ssize_t n;
 	size_t len;
@@ -64,8 +44,7 @@ int main(int argc, char **argv)
 	len = encode_open(frame, sizeof frame, O_RDONLY | O_CLOEXEC, 0, argv[3], strlen(argv[3]));
 	if (write(sock, frame, len) != (ssize_t)len)
 		return fail("cannot send the request");
-	fd = receive_fd(sock, &result);
-	if (fd < 0 || result != 0) {
+	if (!receive_reply(sock, &command, &result, &fd) || fd < 0 || result != 0) {
 		fprintf(stderr, "hook-client: hook refused %s: %d\n", argv[3], result);
 		return 1;
 	}

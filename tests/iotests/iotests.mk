@@ -36,6 +36,12 @@ iotests_compare := $(PYTHON) $(IOTESTS_DIR)/compare.py
 # or --result and $(2) = the directory of the <fmt>-summary.txt files.
 iotests_pairs = $(foreach f,$(IOTESTS_FORMATS),$(1) $(f)=$(2)/$(f)-summary.txt)
 
+# $(call iotests_vs_baseline,RESULT-DIR,JUNIT,SUITE,OPTIONS): compare the
+# summaries in RESULT-DIR with the recorded baseline.
+iotests_vs_baseline = $(iotests_compare) --baseline-label 'unpatched baseline' \
+	$(call iotests_pairs,--baseline,$(IOTESTS_BASELINE)) \
+	$(call iotests_pairs,--result,$(1)) --junit $(2) --suite $(3) $(4)
+
 # $(call iotests_formats,BIN,WORK,JUNIT-PREFIX,RUN-OPTIONS): run every
 # format, keep going after a failure, leave the combined status in $$rc.
 # RUN-OPTIONS may use $$fmt.
@@ -54,11 +60,8 @@ check-iotests:
 	@mkdir -p $(JUNIT) $(IOTESTS_OUT)
 	@$(call iotests_formats,$(IOTESTS_BIN),$(IOTESTS_OUT),$(JUNIT)/iotests,); \
 	echo "Compared with the unpatched baseline (for information):"; \
-	$(iotests_compare) --baseline-label 'unpatched baseline' \
-		$(call iotests_pairs,--baseline,$(IOTESTS_BASELINE)) \
-		$(call iotests_pairs,--result,$(IOTESTS_OUT)) \
-		--junit $(IOTESTS_OUT)/compare-baseline.xml \
-		--suite iotests-vs-baseline || true; \
+	$(call iotests_vs_baseline,$(IOTESTS_OUT),\
+		$(IOTESTS_OUT)/compare-baseline.xml,iotests-vs-baseline,) || true; \
 	exit $$rc
 
 # Records the unpatched run as the baseline that the brokered runs are
@@ -81,12 +84,9 @@ check-iotests-brokered:
 	@mkdir -p $(JUNIT) $(IOTESTS_OUT)/brokered
 	@$(call iotests_formats,$(IOTESTS_BIN),$(IOTESTS_OUT)/brokered,\
 		$(JUNIT)/iotests-brokered,--brokered --broker $(IOTESTS_BROKER)); \
-	$(iotests_compare) --baseline-label 'unpatched baseline' \
-		$(call iotests_pairs,--baseline,$(IOTESTS_BASELINE)) \
-		$(call iotests_pairs,--result,$(IOTESTS_OUT)/brokered) \
-		--exceptions $(IOTESTS_EXCEPTIONS) \
-		--junit $(JUNIT)/iotests-brokered-compare.xml \
-		--suite iotests-brokered-compare || rc=1; \
+	$(call iotests_vs_baseline,$(IOTESTS_OUT)/brokered,\
+		$(JUNIT)/iotests-brokered-compare.xml,iotests-brokered-compare,\
+		--exceptions $(IOTESTS_EXCEPTIONS)) || rc=1; \
 	exit $$rc
 
 # subset.txt: "<format> <test>  # what it exercises".  Every test must pass
@@ -96,13 +96,9 @@ check-iotests-subset:
 	@$(call iotests_formats,$(IOTESTS_BIN),$(IOTESTS_OUT)/subset,\
 		$(IOTESTS_OUT)/subset/iotests-brokered-subset,\
 		--brokered --broker $(IOTESTS_BROKER) --subset $(IOTESTS_SUBSET)); \
-	$(iotests_compare) --baseline-label 'unpatched baseline' \
-		--only-baseline-passes \
-		$(call iotests_pairs,--baseline,$(IOTESTS_BASELINE)) \
-		$(call iotests_pairs,--result,$(IOTESTS_OUT)/subset) \
-		--exceptions $(IOTESTS_EXCEPTIONS) \
-		--junit $(JUNIT)/iotests-brokered-subset.xml \
-		--suite iotests-brokered-subset || rc=1; \
+	$(call iotests_vs_baseline,$(IOTESTS_OUT)/subset,\
+		$(JUNIT)/iotests-brokered-subset.xml,iotests-brokered-subset,\
+		--exceptions $(IOTESTS_EXCEPTIONS) --only-baseline-passes) || rc=1; \
 	exit $$rc
 
 # broker-wrap against a stand-in broker, and against open-hook-server

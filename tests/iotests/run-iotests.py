@@ -174,9 +174,8 @@ def run_check(args: argparse.Namespace, env: dict, log_path: str) -> int:
             return proc.wait()
 
 
-def main() -> int:
-    args = parse_args()
-    require_executable(args.check)
+def run_dirs(args: argparse.Namespace) -> dict:
+    """Fresh scratch, socket and temporary directories of this run."""
     os.makedirs(args.work, exist_ok=True)
     dirs = {
         'TEST_DIR': fresh_dir(os.path.join(args.work, 'scratch')),
@@ -191,7 +190,30 @@ def main() -> int:
     if len(dirs['SOCK_DIR']) > MAX_SOCK_DIR:
         sys.exit(f"run-iotests: {dirs['SOCK_DIR']} is too long for "
                  'UNIX socket paths')
+    return dirs
 
+
+def write_results(args: argparse.Namespace, results: list,
+                  elapsed: float, mode: str) -> None:
+    for result in results:
+        result.detail = result.detail.replace(args.work, '<work>')
+    selection = ' '.join(args.tests) or f'group {args.group}'
+    report.write_summary(args.summary, results, [
+        f'qemu-iotests -{args.format} -file, {selection}',
+        f'binaries: {os.path.relpath(args.bin)}, {mode}',
+        f'runtime: {elapsed:.0f} s; log: <work>/check.log',
+    ])
+    report.write_junit(args.junit, args.suite, args.suite, results)
+
+
+def main() -> int:
+    args = parse_args()
+    # Leave no result of an earlier run behind if this one cannot start.
+    for stale in (args.summary, args.junit):
+        if os.path.exists(stale):
+            os.unlink(stale)
+    require_executable(args.check)
+    dirs = run_dirs(args)
     env = dict(os.environ)
     env.update(dirs)
     env.update(program_env(args.bin, args.brokered))
@@ -202,7 +224,6 @@ def main() -> int:
     started = time.time()
     status = run_check(args, env, log_path)
     elapsed = time.time() - started
-
     with open(log_path, encoding='utf-8', errors='replace') as log:
         results = report.parse_check_log(log.read())
     if not results:
@@ -210,23 +231,13 @@ def main() -> int:
               f'see {log_path}', file=sys.stderr)
         return 2
 
-    work = os.path.abspath(args.work)
-    for result in results:
-        result.detail = result.detail.replace(work, '<work>')
-    selection = ' '.join(args.tests) or f'group {args.group}'
     mode = 'brokered (open-hook-server)' if args.brokered else 'direct'
-    report.write_summary(args.summary, results, [
-        f'qemu-iotests -{args.format} -file, {selection}',
-        f'binaries: {os.path.relpath(args.bin)}, {mode}',
-        f'runtime: {elapsed:.0f} s; log: <work>/check.log',
-    ])
-    report.write_junit(args.junit, args.suite, f'{args.suite}', results)
+    write_results(args, results, elapsed, mode)
     if args.brokered:
         print(digest_audit(args.work) + f'; refused: {args.work}/refused.txt')
-    tally = report.counts(results)
     print(f'iotests {args.format} ({mode}): {report.totals_line(results)} '
           f'in {elapsed:.0f} s -> {args.summary}')
-    return 1 if tally['fail'] or status != 0 else 0
+    return 1 if report.counts(results)['fail'] or status != 0 else 0
 
 
 if __name__ == '__main__':
