@@ -53,9 +53,9 @@ QEMU_QTESTS := open-hook-test qmp-test qmp-cmd-test drive_del-test
 
 # Every suite make check runs; each writes $(JUNIT)/<suite>.xml.
 CHECK_SUITES := check-patches patch-roundtrip qemu broker e2e \
-	iotests-brokered-subset bench-smoke
+	iotests-wrapper iotests-brokered-subset bench-smoke
 CHECK_TARGETS := check-patches check-roundtrip check-qemu check-broker \
-	check-e2e check-iotests-subset check-bench
+	check-e2e check-iotests-wrapper check-iotests-subset check-bench
 
 .PHONY: all deps qemu qemu-tree export-patches check-patches check-roundtrip \
 	check-bisect check check-qemu clean-qemu-build

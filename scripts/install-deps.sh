@@ -11,7 +11,7 @@ packages=(
     # firmware so that -M pc and -M q35 start
     seabios qemu-system-data ipxe-qemu
     # tests: pytest, GTest (GLib), fuzzing, the tiny guest
-    python3-pytest clang busybox-static cpio
+    python3-pytest python3-libnbd clang busybox-static cpio
 )
 
 missing=()

@@ -71,6 +71,22 @@ static void run_child(const struct launch_options *opt, const char *exe,
 	child_fail(exe, errno, errno == ENOENT ? LAUNCH_NOT_FOUND : LAUNCH_NOT_EXECUTABLE);
 }
 
+/*
+ * A shell reports "Killed" (and a parent sees WIFSIGNALED) only when its
+ * child dies by the signal itself: dying the same way keeps the launcher
+ * transparent to whoever started it.
+ */
+static void die_like_child(int sig)
+{
+	sigset_t set;
+
+	signal(sig, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig);
+}
+
 int launch(struct server *srv, const struct launch_options *opt)
 {
 	char exe[PATH_MAX];
@@ -101,5 +117,9 @@ int launch(struct server *srv, const struct launch_options *opt)
 		return LAUNCH_FAILED;
 	}
 	srv->child = pid;
-	return server_run(srv);
+	int status = server_run(srv);
+
+	if (srv->child_signal)
+		die_like_child(srv->child_signal);
+	return status;
 }

@@ -42,8 +42,9 @@ static const char usage_text[] =
 "  --help            this text\n"
 "\n"
 "Exit status: 0 done; 1 runtime failure; 2 usage or policy error. Launcher:\n"
-"COMMAND's status (128+N if killed by signal N), 125 if the launcher failed\n"
-"before COMMAND ran, 126 COMMAND not executable, 127 COMMAND not found.\n";
+"COMMAND's status (killed by a signal: dies by the same signal), 125 if the\n"
+"launcher failed before COMMAND ran, 126 COMMAND not executable, 127 COMMAND\n"
+"not found.\n";
 
 enum mode {
 	MODE_NONE,

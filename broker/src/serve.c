@@ -246,6 +246,7 @@ static void reap_children(struct server *srv)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == srv->child) {
 			srv->exit_status = wait_status_to_exit(status);
+			srv->child_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 			srv->stopping = true;
 		}
 	}

@@ -39,6 +39,7 @@ struct server {
 	bool exit_on_last_client;       /* --fd mode */
 	pid_t child;                    /* launcher mode, else 0 */
 	int exit_status;
+	int child_signal;               /* the signal that killed the child */
 	bool stopping;
 	size_t client_count;
 	struct client *clients;

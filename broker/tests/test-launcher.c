@@ -107,6 +107,21 @@ static void test_signal_forwarded(struct fixture *f, gconstpointer unused)
 	g_assert_cmpint(wait_exit(pid, 5000), ==, 128 + SIGTERM);
 }
 
+/* A child killed by a signal: the launcher dies by it too, as the child did */
+static void test_dies_like_child(struct fixture *f, gconstpointer unused)
+{
+	char *argv[] = { bin(), "--policy", f->policy, "--", "/bin/sh", "-c", "kill -KILL $$", NULL };
+	GError *error = NULL;
+	int wait_status;
+
+	(void)unused;
+	g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &wait_status,
+		     &error);
+	g_assert_no_error(error);
+	g_assert_true(WIFSIGNALED(wait_status));
+	g_assert_cmpint(WTERMSIG(wait_status), ==, SIGKILL);
+}
+
 static void test_hook_without_sandbox(struct fixture *f, gconstpointer unused)
 {
 	char *argv[] = { bin(), "--policy", f->policy, "--hook-fd", "5", "--",
@@ -174,6 +189,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	ADD("exit-status", image_policy, test_exit_status);
 	ADD("signal-forwarded", image_policy, test_signal_forwarded);
+	ADD("dies-like-child", image_policy, test_dies_like_child);
 	ADD("hook-without-sandbox", image_policy, test_hook_without_sandbox);
 	ADD("sandbox-confines", image_policy, test_sandbox_confines);
 	ADD("sandbox-refuses-overlap", overlap_policy, test_sandbox_refuses_overlap);
