@@ -1,8 +1,10 @@
 """Fixtures of the end-to-end tests: the guest, KVM or TCG, one workspace
 per test, and guests that are always shut down."""
 
+import contextlib
 import os
 import re
+import shutil
 import sys
 
 import pytest
@@ -75,11 +77,30 @@ def sandbox(open_hook):
     return True
 
 
+def _session_dir():
+    """build/e2e/runs/session-PID: two runs at once (make check and a
+    developer) must not share workspaces.  Dirs of finished runs go."""
+    if "dir" not in _session:
+        runs = os.path.join(h.BUILD, "e2e", "runs")
+        os.makedirs(runs, exist_ok=True)
+        for entry in os.listdir(runs):
+            m = re.fullmatch(r"session-(\d+)", entry)
+            if m and not os.path.exists(f"/proc/{m.group(1)}"):
+                shutil.rmtree(os.path.join(runs, entry), ignore_errors=True)
+        _session["dir"] = os.path.join(runs, f"session-{os.getpid()}")
+        latest = os.path.join(runs, "latest")
+        if os.path.islink(latest) or not os.path.exists(latest):
+            with contextlib.suppress(OSError):
+                os.unlink(latest)
+            os.symlink(os.path.basename(_session["dir"]), latest)
+    return _session["dir"]
+
+
 @pytest.fixture
 def ws(request, guest_info):
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_",
                   f"{request.node.module.__name__}.{request.node.name}")
-    workspace = h.Workspace(os.path.join(h.BUILD, "e2e", "runs", name), guest_info)
+    workspace = h.Workspace(os.path.join(_session_dir(), name), guest_info)
     yield workspace
     workspace.cleanup()
     # Shown by pytest for a failing test only.

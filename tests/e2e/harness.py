@@ -151,8 +151,9 @@ def choose_accel(guest, cache_dir):
             why += " (kvm_pvm: KVM without hardware virtualization)"
         accel = Accel("tcg", why)
     os.makedirs(cache_dir, exist_ok=True)
-    with open(cache, "w") as f:
+    with open(f"{cache}.{os.getpid()}", "w") as f:
         json.dump({"key": key, "name": accel.name, "reason": accel.reason}, f)
+    os.replace(f"{cache}.{os.getpid()}", cache)
     return accel
 
 
