@@ -52,12 +52,12 @@ QEMU_UNIT_TESTS := test-open-hook test-cutils test-qemu-opts test-keyval \
 QEMU_QTESTS := open-hook-test qmp-test qmp-cmd-test drive_del-test
 
 # Every suite make check runs; each writes $(JUNIT)/<suite>.xml.
-CHECK_SUITES := check-patches patch-roundtrip qemu broker e2e \
+CHECK_SUITES := check-patches patch-roundtrip pipeline qemu broker e2e \
 	iotests-wrapper iotests-brokered-subset bench-smoke
-CHECK_TARGETS := check-patches check-roundtrip check-qemu check-broker \
+CHECK_TARGETS := check-patches check-roundtrip check-pipeline check-qemu check-broker \
 	check-e2e check-iotests-wrapper check-iotests-subset check-bench
 
-.PHONY: all deps qemu qemu-tree export-patches check-patches check-roundtrip \
+.PHONY: all deps qemu qemu-tree export-patches check-patches check-roundtrip check-pipeline \
 	check-bisect check check-qemu clean-qemu-build
 
 all: qemu broker
@@ -106,6 +106,12 @@ check-patches:
 
 check-roundtrip:
 	@$(PYTHON) $(TOP)/scripts/checks.py roundtrip $(JUNIT)
+
+# Bad input to the build pipeline: dirty tree, unexported work, a patch
+# that does not apply, a wrong checksum.
+check-pipeline:
+	@$(PYTHON) -m pytest -q -p no:cacheprovider --junitxml=$(JUNIT)/pipeline.xml \
+		-o junit_suite_name=pipeline $(TOP)/tests/pipeline
 
 check-bisect:
 	@$(TOP)/scripts/check-bisect.sh

@@ -17,7 +17,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: fetch-qemu-source.sh OUTDIR}
 pkg=qemu
 version=1:7.2+dfsg-7+deb12u18
-sums=$top/qemu-source.sha256
+sums=${QEMU_SOURCE_SUMS:-$top/qemu-source.sha256}
 cache=${QEMU_SRC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/qemu-open-hook}
 dsc=$(awk '/\.dsc$/ {print $2}' "$sums")
 

@@ -13,7 +13,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 qemu=${QEMU_TREE:-$top/build/qemu}
-patches=$top/patches
+patches=${PATCHES_DIR:-$top/patches}
 # Where "export" writes; the round-trip check exports elsewhere and compares.
 patches_out=${PATCHES_OUT:-$patches}
 pristine=$top/build/qemu-pristine
