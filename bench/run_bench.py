@@ -181,7 +181,13 @@ class Daemon:
         self.log = open(os.path.join(ws.logs, "%s.log" % self.name), "wb")
         self.proc = subprocess.Popen(tools.server_argv(which, "--listen", self.socket),
                                      stdout=self.log, stderr=self.log)
-        wait_for_socket(self.socket, self.proc)
+        try:
+            wait_for_socket(self.socket, self.proc)
+        except RuntimeError:
+            self.proc.kill()
+            self.proc.wait()
+            self.log.close()
+            raise
 
     def stop(self):
         if self.proc.poll() is not None:
@@ -191,6 +197,19 @@ class Daemon:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         self.log.close()
+
+
+@contextlib.contextmanager
+def running(tools, names):
+    """Daemons for NAMES ({which: name}), all stopped however the block ends,
+    also when one of them fails to start."""
+    daemons = {}
+    try:
+        for which, name in names.items():
+            daemons[which] = Daemon(tools, which, name=name)
+        yield daemons
+    finally:
+        stop_all(daemons.values())
 
 
 def stop_all(daemons):
@@ -299,8 +318,7 @@ def measure_ipc(tools, size):
     """Rounds of: direct open, then every case on floor and broker in turn."""
     window = ["--warmup", str(size["warmup"]), "--seconds", str(size["seconds"])]
     samples = {"direct": []}
-    daemons = {which: Daemon(tools, which) for which in IPC_SERVERS}
-    try:
+    with running(tools, {which: which for which in IPC_SERVERS}) as daemons:
         for r in range(size["rounds"]):
             log("ipc round %d/%d" % (r + 1, size["rounds"]))
             with placed(cpu_plan()["server"]):
@@ -315,8 +333,6 @@ def measure_ipc(tools, size):
                     samples.setdefault((which, case, clients), []).append(
                         measure_case(tools, daemons, which, case, clients, window))
             truncate_audit(tools.ws)
-    finally:
-        stop_all(daemons.values())
     return samples
 
 
@@ -324,14 +340,11 @@ def measure_idle(tools, size):
     """Resident memory per idle client, on fresh daemons."""
     result = {}
     for which in SERVERS:
-        daemon = Daemon(tools, which, name="%s-idle" % which)
-        try:
+        with running(tools, {which: "%s-idle" % which}) as daemons:
             result[which] = client_json(
-                [tools.client, "idle", "--socket", daemon.socket,
+                [tools.client, "idle", "--socket", daemons[which].socket,
                  "--clients", str(size["idle_clients"]),
-                 "--path", tools.ws.target, "--pid", str(daemon.proc.pid)])
-        finally:
-            daemon.stop()
+                 "--path", tools.ws.target, "--pid", str(daemons[which].proc.pid)])
     return result
 
 
@@ -490,16 +503,12 @@ def measure_qemu(tools, ws, size):
     if reason:
         log("skipping QEMU rows: " + reason)
         return {"skipped": reason}
-    daemons = {which: Daemon(tools, which, name="%s-qemu" % which)
-               for which in SERVERS}
-    try:
+    with running(tools, {which: "%s-qemu" % which for which in SERVERS}) as daemons:
         qemu = QemuVariants(tools, daemons)
         log("qemu-img info --backing-chain (%d deep)" % size["chain_depth"])
         chain = measure_chain(qemu, ws, size)
         log("qemu-img bench")
         io = measure_io(qemu, ws, size)
-    finally:
-        stop_all(daemons.values())
     return {"chain": chain, "io": io}
 
 
