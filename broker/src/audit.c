@@ -4,6 +4,7 @@
 #include "protocol.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,24 +65,50 @@ static size_t utf8_sequence(const unsigned char *s, size_t len)
 	return n;
 }
 
+/* Appends bytes as they are; the line is cut at its capacity like put(). */
+static void put_bytes(struct line *l, const char *s, size_t n)
+{
+	size_t room = l->cap - l->len;
+
+	if (l->len >= l->cap)
+		return;
+	if (n > room)
+		n = room;
+	memcpy(l->buf + l->len, s, n);
+	l->len += n;
+}
+
 /* Bytes that are not UTF-8 are written as the code point U+00XX. */
-static void put_string(struct line *l, const char *s, size_t len)
+static void put_escaped(struct line *l, const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
+	size_t run = 0;     /* start of the bytes copied as they are */
 
-	put(l, "\"");
 	for (size_t i = 0; i < len;) {
 		size_t n = utf8_sequence(u + i, len - i);
+		bool plain = n != 0 && u[i] != '"' && u[i] != '\\' &&
+			     u[i] >= 0x20 && u[i] != 0x7f;
 
+		if (plain) {
+			i += n;
+			continue;
+		}
+		put_bytes(l, s + run, i - run);
 		if (u[i] == '"' || u[i] == '\\')
 			put(l, "\\%c", u[i]);
-		else if (u[i] < 0x20 || u[i] == 0x7f || n == 0)
-			put(l, "\\u%04x", u[i]);
 		else
-			put(l, "%.*s", (int)n, s + i);
-		i += n ? n : 1;
+			put(l, "\\u%04x", u[i]);
+		i++;
+		run = i;
 	}
-	put(l, "\"");
+	put_bytes(l, s + run, len - run);
+}
+
+static void put_string(struct line *l, const char *s, size_t len)
+{
+	put_bytes(l, "\"", 1);
+	put_escaped(l, s, len);
+	put_bytes(l, "\"", 1);
 }
 
 static void put_field(struct line *l, const char *key, const char *s, size_t len)
@@ -102,28 +129,30 @@ static void put_time(struct line *l)
 {
 	struct timespec ts;
 	struct tm tm;
-	char text[32];
+	static time_t cached_sec = -1;
+	static char cached[32];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-	put(l, "{\"time\":\"%s.%03ldZ\"", text, ts.tv_nsec / 1000000);
+	/* Requests come in bursts within one second: format it once. */
+	if (ts.tv_sec != cached_sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+		cached_sec = ts.tv_sec;
+	}
+	put(l, "{\"time\":\"%s.%03ldZ\"", cached, ts.tv_nsec / 1000000);
 }
 
 static void put_rule(struct line *l, const struct audit_record *rec)
 {
 	const struct rule *r = rec->rule;
-	char *text = NULL;
 
-	if (r && asprintf(&text, "%s %s%s", rule_keyword(r->kind),
-			  r->path, r->tree ? "/" : "") < 0)
-		text = NULL;
-	put_cstring(l, "rule", text);
-	if (r)
-		put(l, ",\"rule_line\":%u", r->line);
-	else
-		put(l, ",\"rule_line\":null");
-	free(text);
+	if (!r) {
+		put(l, ",\"rule\":null,\"rule_line\":null");
+		return;
+	}
+	put(l, ",\"rule\":\"%s ", rule_keyword(r->kind));
+	put_escaped(l, r->path, strlen(r->path));
+	put(l, "%s\",\"rule_line\":%u", r->tree ? "/" : "", r->line);
 }
 
 size_t audit_format(const struct audit_record *rec, char *buf, size_t cap)

@@ -347,7 +347,12 @@ static bool on_readable(struct server *srv, struct client *c)
 		case RECEIVE_FRAME:
 			if (!handle_frame(srv, c))
 				return false;
-			break;
+			/*
+			 * Clients wait for each reply before they ask again, so
+			 * the socket is almost always empty now: epoll (level-
+			 * triggered) says when it is not, a recvmsg would fail.
+			 */
+			return true;
 		}
 	}
 	return true;

@@ -154,6 +154,7 @@ static int add_rule(struct policy *pol, enum rule_kind kind, unsigned line,
 		len--;
 	rule->path = strndup(path, len);
 	rule->real = rule->path;
+	rule->path_len = rule->real_len = len;
 	if (!rule->path)
 		return -1;
 	rule->leaf = rule->tree ? NULL : strrchr(rule->path, '/') + 1;
@@ -308,6 +309,8 @@ static int open_rule_dir(struct policy *pol, struct rule *rule, char *err,
 	if (fd < 0)
 		return 0;   /* a deny rule for something absent denies nothing */
 	rc = real_of_dir(fd, rule->tree ? NULL : rule->leaf, &rule->real);
+	if (rc == 0)
+		rule->real_len = strlen(rule->real);
 	if (rc < 0 || !rule_is_brokered(rule))
 		close(fd);
 	else
@@ -394,7 +397,7 @@ void policy_free(struct policy *pol)
 bool rule_covers(const struct rule *rule, const char *path, enum match_on on)
 {
 	const char *base = on == MATCH_REAL ? rule->real : rule->path;
-	size_t n = strlen(base);
+	size_t n = on == MATCH_REAL ? rule->real_len : rule->path_len;
 
 	if (!rule->tree)
 		return strcmp(path, base) == 0;
@@ -405,7 +408,7 @@ static size_t specificity(const struct rule *rule, enum match_on on)
 {
 	if (!rule->tree)
 		return SIZE_MAX;
-	return strlen(on == MATCH_REAL ? rule->real : rule->path);
+	return on == MATCH_REAL ? rule->real_len : rule->path_len;
 }
 
 const struct rule *policy_denial(const struct policy *pol, const char *path,

@@ -22,6 +22,8 @@ struct rule {
 	unsigned line;
 	char *path;         /* as written, without the trailing '/'; "" is "/" */
 	char *real;         /* canonical form found at load time, else == path */
+	size_t path_len;    /* strlen(path), strlen(real): matching runs per */
+	size_t real_len;    /* request over every rule, so not recounted */
 	const char *leaf;   /* exact rules: last component of path */
 	int dirfd;          /* tree: the directory; exact: its parent; else -1 */
 };

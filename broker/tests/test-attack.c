@@ -233,7 +233,7 @@ static void swap_once(struct swapper *s)
 	unlink(s->tmp);
 	rc = target[0] == '=' ? link(target + 1, s->tmp) : symlink(target, s->tmp);
 	if (rc == 0 && rename(s->tmp, s->link) == 0)
-		s->swaps++;
+		__atomic_fetch_add(&s->swaps, 1, __ATOMIC_RELAXED);
 }
 
 static gpointer swap_links(gpointer data)
@@ -258,7 +258,9 @@ static void race(const struct broker *b, const char *rel, const char *link_rel,
 	s.tmp = g_strconcat(s.link, ".tmp", NULL);
 	swap_once(&s);
 	t = g_thread_new("swapper", swap_links, &s);
-	for (int i = 0; i < 5000; i++) {
+	/* Enough requests, and enough swaps during them, however fast each is */
+	for (int i = 0; i < 5000 || (__atomic_load_n(&s.swaps, __ATOMIC_RELAXED) <= 1000 &&
+				     i < 200000); i++) {
 		struct stat st;
 		int fd;
 
