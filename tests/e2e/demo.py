@@ -172,8 +172,10 @@ class Demo:
         allows = sum(r["decision"] == "allow" for r in records)
         denies = [r for r in records if r["decision"] == "deny" and r.get("errno") == "EACCES"]
         say(f"{len(records)} requests: {allows} granted, {len(denies)} denied with EACCES")
-        say("(error ENOENT: QEMU looks for an overlay before it creates it; the last")
-        say(" requests come from qemu-io, a different pid, also through the broker)")
+        if any(r["decision"] == "error" for r in records):
+            say("(error: a real errno inside the policy, e.g. ENOENT when QEMU looks")
+            say(" for a file before it creates it)")
+        say("(the last requests come from qemu-io, a different pid, also through the broker)")
         say(f"full records in {self.ws.audit.path}, e.g.:")
         with open(self.ws.audit.path) as f:
             say(self.rel(f.readline().strip()))
