@@ -4,7 +4,7 @@ qemu-iotests under the open-hook broker.
 The "QEMU program" here is a small C program that reports its argv and
 open descriptors, so that what the wrapper hands to QEMU can be checked
 without QEMU.  Each test runs against a stand-in broker that implements
-only the launcher contract (docs/interfaces.md), and against the real
+only the launcher contract (broker/open-hook-server.1), and against the real
 open-hook-server when it has been built.
 """
 
