@@ -18,7 +18,8 @@ out=${1:?usage: fetch-qemu-source.sh OUTDIR}
 pkg=qemu
 version=1:7.2+dfsg-7+deb12u18
 sums=${QEMU_SOURCE_SUMS:-$top/qemu-source.sha256}
-cache=${QEMU_SRC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/qemu-open-hook}
+home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+cache=${QEMU_SRC_CACHE:-${XDG_CACHE_HOME:-$home/.cache}/qemu-open-hook}
 dsc=$(awk '/\.dsc$/ {print $2}' "$sums")
 
 die() {
