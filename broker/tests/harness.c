@@ -42,6 +42,16 @@ void write_text(const char *path, const char *text)
 	g_assert_no_error(err);
 }
 
+char *write_policy(const char *dir, const char *text)
+{
+	char *path = path_in(dir, "policy");
+	char *expanded = expand(dir, text);
+
+	write_text(path, expanded);
+	g_free(expanded);
+	return path;
+}
+
 char *read_text(const char *path)
 {
 	char *text = NULL;
@@ -121,17 +131,12 @@ static pid_t spawn(const struct broker *b, char **argv, int keep_fd, rlim_t nofi
 
 static void prepare(struct broker *b, const char *policy)
 {
-	char *text;
-
 	memset(b, 0, sizeof *b);
 	b->sock = -1;
 	b->dir = scratch_tree();
-	b->policy = path_in(b->dir, "policy");
+	b->policy = write_policy(b->dir, policy);
 	b->audit = path_in(b->dir, "audit.log");
 	b->stderr_log = path_in(b->dir, "stderr.log");
-	text = expand(b->dir, policy);
-	write_text(b->policy, text);
-	g_free(text);
 }
 
 void broker_start(struct broker *b, const char *policy)

@@ -25,6 +25,8 @@ void remove_tree(const char *dir);
 char *expand(const char *dir, const char *text);
 void write_text(const char *path, const char *text);
 char *path_in(const char *dir, const char *rel);
+/* Writes dir/policy from text with "@D@" expanded; returns its path. */
+char *write_policy(const char *dir, const char *text);
 
 /* Starts the broker in --fd mode on a fresh tree with this policy text. */
 void broker_start(struct broker *b, const char *policy);

@@ -715,14 +715,12 @@ static void test_stable_after_100k(void)
 static void test_reload(void)
 {
 	struct broker b;
-	char *text, *log;
+	char *log;
 	int fd;
 
 	broker_start(&b, standard_policy);
 	assert_refused(&b, "outside/passwd", O_RDONLY, -EACCES);
-	text = expand(b.dir, "ro @D@/outside/\n");
-	write_text(b.policy, text);
-	g_free(text);
+	g_free(write_policy(b.dir, "ro @D@/outside/\n"));
 	kill(b.pid, SIGHUP);
 	g_usleep(300000);
 	assert_opens(&b, "outside/passwd", O_RDONLY, "outside/passwd");

@@ -24,15 +24,10 @@ static const char overlap_policy[] = "ro @D@/images/base.qcow2\nsandbox-ro @D@/i
 
 static void setup(struct fixture *f, gconstpointer policy_text)
 {
-	char *text;
-
 	f->dir = scratch_tree();
-	f->policy = path_in(f->dir, "policy");
+	f->policy = write_policy(f->dir, policy_text);
 	f->image = path_in(f->dir, "images/base.qcow2");
 	f->audit = path_in(f->dir, "audit.log");
-	text = expand(f->dir, policy_text);
-	write_text(f->policy, text);
-	g_free(text);
 }
 
 static void teardown(struct fixture *f, gconstpointer unused)
