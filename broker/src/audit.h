@@ -9,9 +9,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Worst case: two paths of 4095 bytes, each byte escaped as \u00XX. */
+#define AUDIT_LINE_MAX (2 * 6 * 4096 + 1024)
+/* Lines of one event-loop turn, written together before its replies. */
+#define AUDIT_BATCH_MAX (4 * AUDIT_LINE_MAX)
+
 struct audit {
 	int fd;             /* -1: auditing off */
 	char *path;         /* NULL for stderr */
+	char *batch;        /* lines not yet written */
+	size_t used;
 };
 
 struct audit_record {
@@ -38,6 +45,17 @@ int audit_reopen(struct audit *audit);
 
 void audit_close(struct audit *audit);
 
+/*
+ * Queues one line.  The server flushes once per event-loop turn, before it
+ * sends that turn's replies: a descriptor is never handed out before the
+ * line that records it is written, and one write serves many requests.
+ */
+void audit_add(struct audit *audit, const struct audit_record *rec);
+
+/* Writes the queued lines (one write; lines never interleave with others'). */
+void audit_flush(struct audit *audit);
+
+/* audit_add() and audit_flush(). */
 void audit_write(struct audit *audit, const struct audit_record *rec);
 
 /* Formats rec as one JSON line (with '\n') into buf; returns its length. */

@@ -7,13 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Frames handled per wake-up, so one busy client cannot starve the rest. */
-#define FRAMES_PER_TURN 16
 /* The kernel never passes more than SCM_MAX_FD descriptors at once. */
 #define PASSED_FDS_MAX 253
 
 enum receive_result {
-	RECEIVE_FRAME,      /* a whole frame is in srv->frame */
+	RECEIVE_FRAME,      /* a whole frame is at the start of srv->frame */
 	RECEIVE_WAIT,       /* nothing more to read for now */
 	RECEIVE_CLOSED,     /* orderly end of stream */
 	RECEIVE_DROP,       /* protocol violation: *why says which */
@@ -33,13 +31,25 @@ struct client *client_new(int fd, pid_t pid, uid_t uid)
 	return c;
 }
 
+static void unqueue_reply(struct server *srv, struct client *c)
+{
+	for (struct client **p = &srv->replies; *p; p = &(*p)->next_reply) {
+		if (*p == c) {
+			*p = c->next_reply;
+			return;
+		}
+	}
+}
+
 void client_close(struct server *srv, struct client *c)
 {
+	if (c->reply_queued)
+		unqueue_reply(srv, c);
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	if (c->reply.fd >= 0)
 		close(c->reply.fd);
-	free(c->body);
+	free(c->held);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -57,7 +67,7 @@ static void audit_client(struct server *srv, struct client *c,
 {
 	rec->pid = c->pid;
 	rec->uid = c->uid;
-	audit_write(srv->audit, rec);
+	audit_add(srv->audit, rec);
 }
 
 static void drop(struct server *srv, struct client *c, const char *why)
@@ -68,8 +78,9 @@ static void drop(struct server *srv, struct client *c, const char *why)
 		.reason = why,
 	};
 
-	if (c->have >= OH_HEADER_SIZE)
-		memcpy(&rec.command, c->header + 4, sizeof rec.command);
+	if (c->frame_len >= OH_HEADER_SIZE)
+		memcpy(&rec.command, srv->frame + 4, sizeof rec.command);
+	c->frame_len = 0;
 	audit_client(srv, c, &rec);
 	client_close(srv, c);
 }
@@ -115,100 +126,85 @@ static ssize_t receive_some(int fd, void *dst, size_t want, bool *had_fds)
 	return n;
 }
 
-static size_t frame_size(const struct client *c)
+/* Size of the whole frame at the start of buf; 0: not all here; -1: bad. */
+static ssize_t whole_frame(const uint8_t *buf, size_t len, const char **why)
 {
 	uint32_t size, command;
 
-	parse_header(c->header, OH_HEADER_SIZE, &size, &command);
-	return size;
-}
-
-/* Where the next bytes of the current frame go. */
-static uint8_t *receive_target(struct server *srv, struct client *c, size_t *want)
-{
-	if (c->have < OH_HEADER_SIZE) {
-		*want = OH_HEADER_SIZE - c->have;
-		return c->header + c->have;
-	}
-	*want = frame_size(c) - c->have;
-	if (c->body)
-		return c->body + (c->have - OH_HEADER_SIZE);
-	return srv->frame + OH_HEADER_SIZE;
-}
-
-/* A half-received body is kept per client only while it is incomplete. */
-static int stash_partial_body(struct server *srv, struct client *c, size_t got)
-{
-	if (c->body)
+	if (len < OH_HEADER_SIZE)
 		return 0;
-	c->body = malloc(frame_size(c) - OH_HEADER_SIZE);
-	if (!c->body)
+	if (parse_header(buf, OH_HEADER_SIZE, &size, &command) != FRAME_OK) {
+		*why = "frame size out of range";
 		return -1;
-	memcpy(c->body, srv->frame + OH_HEADER_SIZE, got);
+	}
+	return len >= size ? (ssize_t)size : 0;
+}
+
+/* Keeps bytes that are not handled yet: a partial or a pipelined frame. */
+static int hold(struct client *c, const uint8_t *bytes, size_t len)
+{
+	c->held = len ? malloc(len) : NULL;
+	if (len && !c->held)
+		return -1;
+	if (len)
+		memcpy(c->held, bytes, len);
+	c->held_len = (uint16_t)len;
 	return 0;
 }
 
-static enum receive_result frame_complete(struct server *srv, struct client *c)
+/* Takes the held bytes back into srv->frame; returns how many. */
+static size_t take_held(struct server *srv, struct client *c)
 {
-	size_t size = frame_size(c);
+	size_t len = c->held_len;
 
-	memcpy(srv->frame, c->header, OH_HEADER_SIZE);
-	if (c->body) {
-		memcpy(srv->frame + OH_HEADER_SIZE, c->body, size - OH_HEADER_SIZE);
-		free(c->body);
-		c->body = NULL;
-	}
-	return RECEIVE_FRAME;
+	memcpy(srv->frame, c->held, len);
+	free(c->held);
+	c->held = NULL;
+	c->held_len = 0;
+	return len;
 }
 
-static enum receive_result header_complete(struct server *srv, struct client *c,
-					   const char **why)
+/* Splits off the frame at the start of srv->frame; holds what follows. */
+static enum receive_result frame_found(struct server *srv, struct client *c,
+				       size_t len, ssize_t size, const char **why)
 {
-	uint32_t size, command;
-
-	if (parse_header(c->header, OH_HEADER_SIZE, &size, &command) != FRAME_OK) {
-		*why = "frame size out of range";
+	/* A valid header's size fits srv->frame, so a full buffer is a frame. */
+	c->frame_len = size < 0 ? len : (size_t)size;
+	if (size < 0)
+		return RECEIVE_DROP;
+	if (hold(c, srv->frame + size, len - (size_t)size) < 0) {
+		*why = "out of memory";
 		return RECEIVE_DROP;
 	}
-	if (size == OH_HEADER_SIZE)
-		return frame_complete(srv, c);
-	return RECEIVE_WAIT;
+	return size ? RECEIVE_FRAME : RECEIVE_WAIT;
 }
 
+/*
+ * One recvmsg reads as much as has arrived: a client that waits for each
+ * reply has sent exactly one frame, so header and body come together.
+ */
 static enum receive_result receive_frame(struct server *srv, struct client *c,
 					 const char **why)
 {
-	for (;;) {
-		bool had_fds, in_header = c->have < OH_HEADER_SIZE;
-		size_t want;
-		uint8_t *dst = receive_target(srv, c, &want);
-		ssize_t n = receive_some(c->fd, dst, want, &had_fds);
-		enum receive_result r;
+	size_t len = take_held(srv, c);
+	ssize_t size = whole_frame(srv->frame, len, why), n;
+	bool had_fds;
 
-		if (had_fds) {
-			*why = "descriptors sent to the broker";
-			return RECEIVE_DROP;
-		}
-		if (n < 0)
-			return (errno == EAGAIN) ? RECEIVE_WAIT : RECEIVE_CLOSED;
-		if (n == 0) {
-			*why = "connection closed inside a frame";
-			return c->have ? RECEIVE_DROP : RECEIVE_CLOSED;
-		}
-		c->have += (uint16_t)n;
-		if (in_header && c->have == OH_HEADER_SIZE) {
-			r = header_complete(srv, c, why);
-			if (r != RECEIVE_WAIT)
-				return r;
-			continue;
-		}
-		if (!in_header && c->have == frame_size(c))
-			return frame_complete(srv, c);
-		if (!in_header && stash_partial_body(srv, c, c->have - OH_HEADER_SIZE) < 0) {
-			*why = "out of memory";
-			return RECEIVE_DROP;
-		}
+	if (size != 0)
+		return frame_found(srv, c, len, size, why);
+	n = receive_some(c->fd, srv->frame + len, sizeof srv->frame - len, &had_fds);
+	c->frame_len = len + (n > 0 ? (size_t)n : 0);
+	if (had_fds) {
+		*why = "descriptors sent to the broker";
+		return RECEIVE_DROP;
 	}
+	if (n <= 0 && !(n < 0 && errno == EAGAIN)) {
+		*why = "connection closed inside a frame";
+		return len ? RECEIVE_DROP : RECEIVE_CLOSED;
+	}
+	if (n > 0)
+		len += (size_t)n;
+	return frame_found(srv, c, len, whole_frame(srv->frame, len, why), why);
 }
 
 static void watch_for(struct server *srv, struct client *c, uint32_t events)
@@ -252,24 +248,17 @@ static int flush_reply(struct client *c)
 	return r->active ? 1 : 0;
 }
 
-/* false if the client had to be dropped. */
-static bool reply(struct server *srv, struct client *c, uint32_t command,
+/* The reply goes out at the end of the turn, after the turn's audit lines. */
+static void reply(struct server *srv, struct client *c, uint32_t command,
 		  int32_t result, int fd)
 {
-	int rc;
-
 	encode_reply(c->reply.bytes, command, result);
 	c->reply.sent = 0;
 	c->reply.active = true;
 	c->reply.fd = fd;
-	rc = flush_reply(c);
-	if (rc < 0) {
-		client_close(srv, c);
-		return false;
-	}
-	if (rc > 0)
-		watch_for(srv, c, EPOLLOUT);
-	return true;
+	c->reply_queued = true;
+	c->next_reply = srv->replies;
+	srv->replies = c;
 }
 
 static const char *decision_of(const struct outcome *out)
@@ -281,7 +270,7 @@ static const char *decision_of(const struct outcome *out)
 	return "error";
 }
 
-static bool handle_open(struct server *srv, struct client *c, const struct request *req)
+static void handle_open(struct server *srv, struct client *c, const struct request *req)
 {
 	struct outcome *out = &srv->outcome;
 	struct audit_record rec = {
@@ -296,10 +285,10 @@ static bool handle_open(struct server *srv, struct client *c, const struct reque
 	rec.rule = out->rule;
 	rec.result = out->fd >= 0 ? 0 : -out->error;
 	audit_client(srv, c, &rec);
-	return reply(srv, c, req->command, rec.result, out->fd);
+	reply(srv, c, req->command, rec.result, out->fd);
 }
 
-static bool handle_other(struct server *srv, struct client *c, const struct request *req)
+static void handle_other(struct server *srv, struct client *c, const struct request *req)
 {
 	bool hello = req->command == OH_CMD_HELLO;
 	struct audit_record rec = {
@@ -310,7 +299,7 @@ static bool handle_other(struct server *srv, struct client *c, const struct requ
 	};
 
 	audit_client(srv, c, &rec);
-	return reply(srv, c, req->command, rec.result, -1);
+	reply(srv, c, req->command, rec.result, -1);
 }
 
 static bool handle_frame(struct server *srv, struct client *c)
@@ -318,60 +307,97 @@ static bool handle_frame(struct server *srv, struct client *c)
 	struct request req;
 	size_t used;
 	const char *why;
-	enum frame_status st = parse_request(srv->frame, frame_size(c), &req, &used, &why);
+	enum frame_status st = parse_request(srv->frame, c->frame_len, &req, &used, &why);
 
 	if (st != FRAME_OK) {
 		drop(srv, c, why ? why : "incomplete frame");
 		return false;
 	}
-	c->have = 0;
+	c->frame_len = 0;
 	if (req.command == OH_CMD_OPEN)
-		return handle_open(srv, c, &req);
-	return handle_other(srv, c, &req);
+		handle_open(srv, c, &req);
+	else
+		handle_other(srv, c, &req);
+	return true;
 }
 
+/* One frame per client per turn: a pipelining client cannot starve others. */
 static bool on_readable(struct server *srv, struct client *c)
 {
-	for (int i = 0; i < FRAMES_PER_TURN && !c->reply.active; i++) {
-		const char *why = NULL;
+	const char *why = NULL;
 
-		switch (receive_frame(srv, c, &why)) {
-		case RECEIVE_WAIT:
-			return true;
-		case RECEIVE_CLOSED:
-			client_close(srv, c);
-			return false;
-		case RECEIVE_DROP:
-			drop(srv, c, why);
-			return false;
-		case RECEIVE_FRAME:
-			if (!handle_frame(srv, c))
-				return false;
-			/*
-			 * Clients wait for each reply before they ask again, so
-			 * the socket is almost always empty now: epoll (level-
-			 * triggered) says when it is not, a recvmsg would fail.
-			 */
-			return true;
-		}
+	if (c->reply.active)
+		return true;
+	switch (receive_frame(srv, c, &why)) {
+	case RECEIVE_WAIT:
+		return true;
+	case RECEIVE_CLOSED:
+		client_close(srv, c);
+		return false;
+	case RECEIVE_DROP:
+		drop(srv, c, why);
+		return false;
+	case RECEIVE_FRAME:
+		break;
 	}
+	return handle_frame(srv, c);
+}
+
+/* A reply that could not go out at once: retried when the socket drains. */
+static bool resume_reply(struct server *srv, struct client *c, uint32_t events)
+{
+	int rc = flush_reply(c);
+
+	if (rc < 0 || (events & EPOLLERR)) {
+		client_close(srv, c);
+		return false;
+	}
+	if (rc == 0)
+		watch_for(srv, c, EPOLLIN);
 	return true;
 }
 
 bool client_ready(struct server *srv, struct client *c, uint32_t events)
 {
-	if (c->reply.active) {
-		int rc = flush_reply(c);
-
-		if (rc < 0 || (events & EPOLLERR)) {
-			client_close(srv, c);
+	if (c->reply.active && !c->reply_queued) {
+		if (!resume_reply(srv, c, events))
 			return false;
-		}
-		if (rc > 0)
+		if (c->reply.active)
 			return true;
-		watch_for(srv, c, EPOLLIN);
+		if (c->held_len)
+			return on_readable(srv, c);
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		return on_readable(srv, c);
 	return true;
+}
+
+/* Sends one queued reply; then a frame that came with the last one is due. */
+static void send_queued(struct server *srv, struct client *c)
+{
+	int rc = flush_reply(c);
+
+	if (rc < 0) {
+		client_close(srv, c);
+		return;
+	}
+	if (rc > 0) {
+		watch_for(srv, c, EPOLLOUT);
+		return;
+	}
+	if (c->held_len)
+		on_readable(srv, c);
+}
+
+void clients_finish_turn(struct server *srv)
+{
+	struct client *c = srv->replies, *next;
+
+	audit_flush(srv->audit);
+	srv->replies = NULL;
+	for (; c; c = next) {
+		next = c->next_reply;
+		c->reply_queued = false;
+		send_queued(srv, c);
+	}
 }

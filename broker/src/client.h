@@ -24,10 +24,12 @@ struct client {
 	int fd;
 	pid_t pid;
 	uid_t uid;
-	uint16_t have;              /* bytes of the current frame received */
-	uint8_t header[OH_HEADER_SIZE];
-	uint8_t *body;              /* only while a frame is half received */
+	size_t frame_len;           /* bytes of the frame in srv->frame */
+	uint8_t *held;              /* received, not handled: a partial frame */
+	uint16_t held_len;          /* or the frames a client sent ahead */
 	struct pending_reply reply;
+	bool reply_queued;          /* waits on srv->replies for the turn's end */
+	struct client *next_reply;
 	struct client *prev, *next;
 };
 
@@ -35,6 +37,13 @@ struct client *client_new(int fd, pid_t pid, uid_t uid);
 
 /* Handles readiness; returns false once the client is gone (freed). */
 bool client_ready(struct server *srv, struct client *c, uint32_t events);
+
+/*
+ * Ends an event-loop turn: writes the turn's audit lines, then sends the
+ * replies they record.  A frame a client sent ahead is handled then, and
+ * its reply waits for the next turn (srv->replies is not empty).
+ */
+void clients_finish_turn(struct server *srv);
 
 /* Closes and frees. */
 void client_close(struct server *srv, struct client *c);

@@ -67,12 +67,17 @@ static const char *const accmode_names[] = {
 	"O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE",
 };
 
+/* memcpy, not snprintf: every audited open names its flags. */
 static void append(char *buf, size_t cap, size_t *used, const char *s)
 {
-	int n = snprintf(buf + *used, cap - *used, "%s%s", *used ? "|" : "", s);
+	size_t n = strlen(s), sep = *used ? 1 : 0;
 
-	if (n > 0 && (size_t)n < cap - *used)
-		*used += (size_t)n;
+	if (*used + sep + n >= cap)
+		return;
+	if (sep)
+		buf[(*used)++] = '|';
+	memcpy(buf + *used, s, n + 1);
+	*used += n;
 }
 
 const char *flags_to_string(uint32_t flags, char *buf, size_t cap)

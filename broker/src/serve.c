@@ -287,7 +287,8 @@ int server_run(struct server *srv)
 	struct epoll_event events[EVENTS_PER_WAIT];
 
 	while (!srv->stopping) {
-		int n = epoll_wait(srv->epfd, events, EVENTS_PER_WAIT, ms_until_resume(srv));
+		int timeout = srv->replies ? 0 : ms_until_resume(srv);
+		int n = epoll_wait(srv->epfd, events, EVENTS_PER_WAIT, timeout);
 
 		if (n < 0 && errno != EINTR) {
 			perror("open-hook-server: epoll_wait");
@@ -295,6 +296,7 @@ int server_run(struct server *srv)
 		}
 		for (int i = 0; i < n && !srv->stopping; i++)
 			dispatch(srv, &events[i]);
+		clients_finish_turn(srv);
 		maybe_resume_listener(srv);
 	}
 	return srv->exit_status;

@@ -43,6 +43,7 @@ struct server {
 	bool stopping;
 	size_t client_count;
 	struct client *clients;
+	struct client *replies;         /* replies due at the end of the turn */
 	uint8_t frame[OH_FRAME_MAX];    /* the frame being handled */
 	struct outcome outcome;
 };
