@@ -11,12 +11,14 @@ class Row:
     CPU time per request.  wall_ms: median wall
     time of a program run.  bytes_per_client: resident memory.  lat_ratio,
     ops_ratio, floor_ratio: median of per-round ratios to the IPC floor;
+    checked_ratio: p50 to the floor with a careful broker's system calls;
     wall_ratio: to running directly.  goal: which target of the issue the
     row is judged by (see judge), or None.
     """
 
     NUMBERS = ("p50_us", "p99_us", "ops", "cpu_us", "tail", "lat_ratio", "ops_ratio",
-               "wall_ms", "wall_ratio", "floor_ratio", "bytes_per_client")
+               "wall_ms", "wall_ratio", "floor_ratio", "checked_ratio",
+               "bytes_per_client")
 
     def __init__(self, section, label, **values):
         self.section = section
@@ -83,7 +85,10 @@ def median_cell(row):
 
 def ratio_cell(row):
     if row.lat_ratio is not None:
-        return "p50 %.3fx, ops/s %.3fx floor" % (row.lat_ratio, row.ops_ratio)
+        text = "p50 %.3fx, ops/s %.3fx floor" % (row.lat_ratio, row.ops_ratio)
+        if row.checked_ratio is not None:
+            text += "; p50 %.3fx checked floor" % row.checked_ratio
+        return text
     if row.wall_ratio is None:
         return ""
     text = "%.3fx direct" % row.wall_ratio
@@ -161,7 +166,7 @@ def chain_problems(sanity, depth):
     return problems
 
 
-EXPECTED_ROWS = {"1": 1, "2": 5, "3": 9, "4": 4, "5": 6}
+EXPECTED_ROWS = {"1": 1, "2": 9, "3": 9, "4": 4, "5": 6}
 
 
 def check_rows(rows, size):

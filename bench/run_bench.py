@@ -34,9 +34,12 @@ SIZES = {
 }
 CONCURRENCY = (1, 16, 256)
 SERVERS = ("floor", "broker")
-# The IPC rows also run the broker without --audit: what the audit log costs.
-IPC_SERVERS = SERVERS + ("broker-noaudit",)
+# The IPC rows also run the broker without --audit (what the audit log
+# costs), and the floor with the system calls a careful broker cannot avoid
+# (ipc_floor_server.c, --checked): what is left is the broker's own code.
+IPC_SERVERS = ("floor", "floor-checked", "broker", "broker-noaudit")
 SERVER_NAMES = {"floor": "IPC floor", "broker": "broker",
+                "floor-checked": "IPC floor + a careful broker's syscalls",
                 "broker-noaudit": "broker without audit"}
 
 
@@ -63,6 +66,7 @@ class Workspace:
         self.io_image = os.path.join(root, "io", "bench.raw")
         self.policy = os.path.join(root, "policy.txt")
         self.audit = os.path.join(root, "audit.jsonl")
+        self.floor_audit = os.path.join(root, "floor-audit.jsonl")
         self.logs = os.path.join(root, "logs")
 
     def chain_top(self):
@@ -152,6 +156,8 @@ class Tools:
         """MODE is --fd or --listen; WHERE its argument."""
         if which == "floor":
             base = [self.floor]
+        elif which == "floor-checked":
+            base = [self.floor, "--checked", self.ws.floor_audit]
         else:
             base = self.broker_args(audit=which != "broker-noaudit")
         return base + [mode, str(where)]
@@ -225,9 +231,10 @@ def stop_all(daemons):
 
 
 def truncate_audit(ws):
-    """Keeps the audit log from growing over the run; the broker appends."""
-    if os.path.exists(ws.audit):
-        os.truncate(ws.audit, 0)
+    """Keeps the audit logs from growing over the run; the servers append."""
+    for path in (ws.audit, ws.floor_audit):
+        if os.path.exists(path):
+            os.truncate(path, 0)
 
 
 def client_json(argv, **kw):
@@ -527,14 +534,15 @@ def ipc_rows(samples):
         for case, clients in ipc_cases():
             runs = samples[(which, case, clients)]
             floor = samples[("floor", case, clients)]
-            rows.append(ipc_row(which, case, clients, runs, floor))
+            checked = samples[("floor-checked", case, clients)]
+            rows.append(ipc_row(which, case, clients, runs, floor, checked))
     return rows
 
 
-def ipc_row(which, case, clients, runs, floor):
+def ipc_row(which, case, clients, runs, floor, checked):
     label = "%s, %s, %d client%s" % (
         SERVER_NAMES[which], case, clients, "" if clients == 1 else "s")
-    row = Row("2" if which == "floor" else "3", label,
+    row = Row("3" if which.startswith("broker") else "2", label,
               p50_us=median(field(runs, "p50_us")),
               p99_us=median(field(runs, "p99_us")),
               ops=median(field(runs, "ops_per_s")),
@@ -549,6 +557,9 @@ def ipc_row(which, case, clients, runs, floor):
                                              field(floor, "p50_us")))
         row.ops_ratio = median(paired_ratios(field(runs, "ops_per_s"),
                                              field(floor, "ops_per_s")))
+    if which.startswith("broker"):
+        row.checked_ratio = median(paired_ratios(field(runs, "p50_us"),
+                                                 field(checked, "p50_us")))
     return row
 
 
