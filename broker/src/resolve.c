@@ -187,12 +187,24 @@ static void split_leaf(const char *rest, char *dir, size_t cap, const char **lea
 	*leaf = slash + 1;
 }
 
+/* Joins "a" "/" "b" into dst; memcpy, as it runs for every request. */
+static int join_path(char *dst, size_t cap, const char *a, const char *sep,
+		     const char *b)
+{
+	size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
+
+	if (la + ls + lb >= cap)
+		return -ENAMETOOLONG;
+	memcpy(dst, a, la);
+	memcpy(dst + la, sep, ls);
+	memcpy(dst + la + ls, b, lb + 1);
+	return 0;
+}
+
 static int join_resolved(struct outcome *out, const char *parent, const char *leaf)
 {
-	int n = snprintf(out->resolved, sizeof out->resolved, "%s/%s",
-			 strcmp(parent, "/") ? parent : "", leaf);
-
-	return (n < 0 || (size_t)n >= sizeof out->resolved) ? -ENAMETOOLONG : 0;
+	return join_path(out->resolved, sizeof out->resolved,
+			 strcmp(parent, "/") ? parent : "", "/", leaf);
 }
 
 static int create_in(struct request_ctx *ctx, int dfd, const char *leaf)
@@ -282,8 +294,8 @@ static int open_fast(struct request_ctx *ctx)
 		err = join_resolved(ctx->out, ctx->rule->real[0] ? ctx->rule->real : "/",
 				    ctx->rest);
 	else
-		err = snprintf(ctx->out->resolved, sizeof ctx->out->resolved, "%s",
-			       ctx->rule->real) < 0;
+		err = join_path(ctx->out->resolved, sizeof ctx->out->resolved,
+				ctx->rule->real, "", "");
 	if (err) {
 		close(fd);
 		return FAST_PATH_NO;
@@ -332,14 +344,13 @@ static int open_or_create(struct request_ctx *ctx)
 static int relative_to_rule(const struct rule *rule, const char *path,
 			    bool trailing_slash, char *rest, size_t cap)
 {
-	const char *tail = rule->tree ? path + strlen(rule->path) : rule->leaf;
-	int n;
+	const char *tail = rule->tree ? path + rule->path_len : rule->leaf;
 
 	while (*tail == '/')
 		tail++;
-	n = snprintf(rest, cap, "%s%s", *tail ? tail : ".",
-		     trailing_slash && *tail ? "/" : "");
-	return (n < 0 || (size_t)n >= cap) ? -ENAMETOOLONG : 0;
+	if (!*tail)
+		return join_path(rest, cap, ".", "", "");
+	return join_path(rest, cap, tail, trailing_slash ? "/" : "", "");
 }
 
 static int decide(const struct policy *pol, const char *name, size_t len,
