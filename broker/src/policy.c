@@ -2,6 +2,7 @@
 
 #include "fdpath.h"
 #include "flags.h"
+#include "policy-index.h"
 #include "protocol.h"
 
 #include <errno.h>
@@ -261,6 +262,12 @@ int policy_parse(const char *buf, size_t len, const char *source,
 		}
 		pos = end + 1;
 	}
+	/* Until policy_open_dirs() the real paths are the paths as written. */
+	if (policy_index_rebuild(out, MATCH_AS_WRITTEN) < 0 ||
+	    policy_index_rebuild(out, MATCH_REAL) < 0) {
+		policy_free(out);
+		return fail(err, err_cap, source, 0, "out of memory");
+	}
 	return 0;
 }
 
@@ -330,6 +337,9 @@ int policy_open_dirs(struct policy *pol, char *err, size_t cap)
 		if (open_rule_dir(pol, rule, err, cap) < 0)
 			return -1;
 	}
+	/* The index of real paths still holds the ones replaced above. */
+	if (policy_index_rebuild(pol, MATCH_REAL) < 0)
+		return fail(err, cap, pol->source, 0, "out of memory");
 	return 0;
 }
 
@@ -389,6 +399,7 @@ void policy_free(struct policy *pol)
 			free(rule->real);
 		free(rule->path);
 	}
+	policy_index_free(pol);
 	free(pol->rules);
 	free(pol->source);
 	memset(pol, 0, sizeof *pol);
@@ -404,36 +415,20 @@ bool rule_covers(const struct rule *rule, const char *path, enum match_on on)
 	return strncmp(path, base, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-static size_t specificity(const struct rule *rule, enum match_on on)
-{
-	if (!rule->tree)
-		return SIZE_MAX;
-	return on == MATCH_REAL ? rule->real_len : rule->path_len;
-}
-
 const struct rule *policy_denial(const struct policy *pol, const char *path,
 				 enum match_on on)
 {
-	for (size_t i = 0; i < pol->count; i++)
-		if (pol->rules[i].kind == RULE_DENY &&
-		    rule_covers(&pol->rules[i], path, on))
-			return &pol->rules[i];
-	return NULL;
+	struct policy_match m;
+
+	policy_match(pol, path, on, &m);
+	return m.deny;
 }
 
 const struct rule *policy_allowance(const struct policy *pol, const char *path,
 				    enum match_on on)
 {
-	const struct rule *best = NULL;
+	struct policy_match m;
 
-	/* ">=" so that of two rules naming the same path the later one wins. */
-	for (size_t i = 0; i < pol->count; i++) {
-		const struct rule *rule = &pol->rules[i];
-
-		if (!rule_is_brokered(rule) || !rule_covers(rule, path, on))
-			continue;
-		if (!best || specificity(rule, on) >= specificity(best, on))
-			best = rule;
-	}
-	return best;
+	policy_match(pol, path, on, &m);
+	return m.allow;
 }

@@ -22,17 +22,20 @@ struct rule {
 	unsigned line;
 	char *path;         /* as written, without the trailing '/'; "" is "/" */
 	char *real;         /* canonical form found at load time, else == path */
-	size_t path_len;    /* strlen(path), strlen(real): matching runs per */
-	size_t real_len;    /* request over every rule, so not recounted */
+	size_t path_len;    /* strlen(path), strlen(real): rule_covers() and */
+	size_t real_len;    /* the index use them rather than recount */
 	const char *leaf;   /* exact rules: last component of path */
 	int dirfd;          /* tree: the directory; exact: its parent; else -1 */
 };
+
+struct policy_index;
 
 struct policy {
 	char *source;       /* file name used in messages */
 	struct rule *rules;
 	size_t count;
 	mode_t create_mode;
+	struct policy_index *index[2];  /* by enum match_on: policy-index.h */
 };
 
 enum match_on {
@@ -53,7 +56,10 @@ int policy_parse(const char *buf, size_t len, const char *source,
 /* Reads and parses FILE, then opens the rule directories. */
 int policy_load(const char *file, struct policy *out, char *err, size_t err_cap);
 
-/* Opens each allow rule's directory and records canonical paths. */
+/*
+ * Opens each allow rule's directory and records canonical paths.  On error
+ * the policy is only fit for policy_free().
+ */
 int policy_open_dirs(struct policy *pol, char *err, size_t err_cap);
 
 void policy_free(struct policy *pol);

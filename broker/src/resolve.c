@@ -2,6 +2,7 @@
 
 #include "fdpath.h"
 #include "flags.h"
+#include "policy-index.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -90,11 +91,12 @@ static int type_errno(const struct rule *rule, const struct stat *st,
 static int check_real_path(struct request_ctx *ctx, unsigned need,
 			   const struct rule **real_rule)
 {
-	const struct rule *deny = policy_denial(ctx->pol, ctx->out->resolved, MATCH_REAL);
+	struct policy_match m;
 
-	if (deny)
-		return refuse(ctx->out, deny, EACCES);
-	*real_rule = policy_allowance(ctx->pol, ctx->out->resolved, MATCH_REAL);
+	policy_match(ctx->pol, ctx->out->resolved, MATCH_REAL, &m);
+	if (m.deny)
+		return refuse(ctx->out, m.deny, EACCES);
+	*real_rule = m.allow;
 	if (!*real_rule)
 		return refuse(ctx->out, NULL, EACCES);
 	if (need & ~rule_grants(*real_rule))
@@ -358,7 +360,7 @@ static int decide(const struct policy *pol, const char *name, size_t len,
 {
 	char path[PATH_MAX], rest[PATH_MAX];
 	struct request_ctx ctx = { .pol = pol, .flags = flags, .out = out };
-	const struct rule *deny;
+	struct policy_match m;
 	int rc;
 
 	if (check_open_flags(flags) < 0)
@@ -367,10 +369,10 @@ static int decide(const struct policy *pol, const char *name, size_t len,
 	if (rc < 0)
 		return refuse(out, NULL, -rc);
 	/* Lexical checks first: nothing outside the policy touches the disk. */
-	deny = policy_denial(pol, path, MATCH_AS_WRITTEN);
-	if (deny)
-		return refuse(out, deny, EACCES);
-	ctx.rule = policy_allowance(pol, path, MATCH_AS_WRITTEN);
+	policy_match(pol, path, MATCH_AS_WRITTEN, &m);
+	if (m.deny)
+		return refuse(out, m.deny, EACCES);
+	ctx.rule = m.allow;
 	if (!ctx.rule)
 		return refuse(out, NULL, EACCES);
 	out->rule = ctx.rule;

@@ -1,9 +1,12 @@
 /* Unit tests: policy parsing, path normalisation, matching. */
 #include "flags.h"
+#include "policy-index.h"
 #include "policy.h"
 
 #include <errno.h>
 #include <glib.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -145,6 +148,10 @@ static void test_load(void)
 	g_assert_cmpstr(pol.rules[1].real, ==, file);
 	g_assert_cmpint(pol.rules[0].dirfd, >=, 0);
 	g_assert_cmpstr(pol.rules[2].real, ==, "/nonexistent/x");
+	/* the index of real paths was rebuilt after they changed */
+	g_assert_true(policy_allowance(&pol, file, MATCH_REAL) == &pol.rules[1]);
+	g_assert_null(policy_allowance(&pol, file, MATCH_AS_WRITTEN));
+	g_assert_true(policy_denial(&pol, "/nonexistent/x", MATCH_REAL) == &pol.rules[2]);
 	policy_free(&pol);
 	g_assert_cmpint(policy_load("/nonexistent/policy", &pol, err, sizeof err), ==, -1);
 	g_assert_cmpstr(err, ==, "/nonexistent/policy: cannot read: No such file or directory");
@@ -157,6 +164,146 @@ static void test_load(void)
 	g_free(dir);
 }
 
+/* The rules in file order, as matching worked before there was an index. */
+static const struct rule *oracle_denial(const struct policy *pol, const char *path,
+					enum match_on on)
+{
+	for (size_t i = 0; i < pol->count; i++)
+		if (pol->rules[i].kind == RULE_DENY && rule_covers(&pol->rules[i], path, on))
+			return &pol->rules[i];
+	return NULL;
+}
+
+static size_t oracle_specificity(const struct rule *rule, enum match_on on)
+{
+	if (!rule->tree)
+		return SIZE_MAX;
+	return on == MATCH_REAL ? rule->real_len : rule->path_len;
+}
+
+static const struct rule *oracle_allowance(const struct policy *pol, const char *path,
+					   enum match_on on)
+{
+	const struct rule *best = NULL;
+
+	for (size_t i = 0; i < pol->count; i++) {
+		const struct rule *rule = &pol->rules[i];
+
+		if (!rule_is_brokered(rule) || !rule_covers(rule, path, on))
+			continue;
+		if (!best || oracle_specificity(rule, on) >= oracle_specificity(best, on))
+			best = rule;
+	}
+	return best;
+}
+
+/* Few names, so that rules collide, nest and share prefixes. */
+static const char *const rule_paths[] = {
+	"", "/a", "/a/b", "/a/b/c", "/ab", "/b", "/b/a",
+};
+
+/*
+ * The rule paths, their near misses, what lies beneath them, and two that
+ * normalize_path() never makes but the functions accept all the same.
+ */
+static const char *const query_paths[] = {
+	"/", "/a", "/a/b", "/a/b/c", "/ab", "/b", "/b/a", "/a/bc", "/a/b/c/d",
+	"/abc", "/c", "/b/a/x", "/r", "/r/x", "/a/", "",
+};
+
+static const char *const keyword_of[] = {
+	"ro", "rw", "create", "deny", "dev", "sandbox-ro", "sandbox-rw",
+};
+
+static GString *random_policy_text(GRand *rand)
+{
+	GString *text = g_string_new("");
+	int rules = g_rand_int_range(rand, 1, 61);
+
+	for (int i = 0; i < rules; i++) {
+		const char *word = keyword_of[g_rand_int_range(rand, 0, G_N_ELEMENTS(keyword_of))];
+		const char *path = rule_paths[g_rand_int_range(rand, 0, G_N_ELEMENTS(rule_paths))];
+		bool tree = !*path || g_rand_boolean(rand);
+
+		g_string_append_printf(text, "%s %s%s\n", word, path, tree ? "/" : "");
+	}
+	return text;
+}
+
+/* What loading does to real: a rule may reach another path through a symlink. */
+static void move_real_paths(struct policy *pol, GRand *rand, GString *log)
+{
+	for (size_t i = 0; i < pol->count; i++) {
+		struct rule *rule = &pol->rules[i];
+		const char *real;
+
+		if (g_rand_boolean(rand))
+			continue;
+		real = rule_paths[g_rand_int_range(rand, 0, G_N_ELEMENTS(rule_paths))];
+		if (!rule->tree && !*real)
+			real = "/r";
+		if (rule->real != rule->path)
+			free(rule->real);
+		rule->real = strdup(real);
+		g_assert_nonnull(rule->real);
+		rule->real_len = strlen(real);
+		g_string_append_printf(log, "rule %zu real \"%s\"\n", i, real);
+	}
+	g_assert_cmpint(policy_index_rebuild(pol, MATCH_REAL), ==, 0);
+}
+
+#define RULE_NAME_MAX 32
+
+static const char *rule_name(const struct policy *pol, const struct rule *rule, char *buf)
+{
+	if (!rule)
+		return "none";
+	g_snprintf(buf, RULE_NAME_MAX, "rule %td", rule - pol->rules);
+	return buf;
+}
+
+static void compare_with_oracle(const struct policy *pol, enum match_on on,
+				guint32 seed, int iteration, const GString *log)
+{
+	char got[RULE_NAME_MAX], want[RULE_NAME_MAX];
+
+	for (size_t q = 0; q < G_N_ELEMENTS(query_paths); q++) {
+		const char *path = query_paths[q];
+		const struct rule *deny = policy_denial(pol, path, on);
+		const struct rule *allow = policy_allowance(pol, path, on);
+
+		if (deny != oracle_denial(pol, path, on))
+			g_error("seed %u iteration %d: denial of \"%s\" (on %d) is %s, not %s\n%s",
+				seed, iteration, path, on, rule_name(pol, deny, got),
+				rule_name(pol, oracle_denial(pol, path, on), want), log->str);
+		if (allow != oracle_allowance(pol, path, on))
+			g_error("seed %u iteration %d: allowance of \"%s\" (on %d) is %s, not %s\n%s",
+				seed, iteration, path, on, rule_name(pol, allow, got),
+				rule_name(pol, oracle_allowance(pol, path, on), want), log->str);
+	}
+}
+
+static void test_index_matches_scan(void)
+{
+	const guint32 seed = 20240611;
+	GRand *rand = g_rand_new_with_seed(seed);
+
+	for (int iteration = 0; iteration < 5000; iteration++) {
+		GString *log = random_policy_text(rand);
+		struct policy pol;
+
+		parse_ok(log->str, &pol);
+		compare_with_oracle(&pol, MATCH_AS_WRITTEN, seed, iteration, log);
+		compare_with_oracle(&pol, MATCH_REAL, seed, iteration, log);
+		move_real_paths(&pol, rand, log);
+		compare_with_oracle(&pol, MATCH_AS_WRITTEN, seed, iteration, log);
+		compare_with_oracle(&pol, MATCH_REAL, seed, iteration, log);
+		policy_free(&pol);
+		g_string_free(log, TRUE);
+	}
+	g_rand_free(rand);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -165,5 +312,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/policy/normalize", test_normalize);
 	g_test_add_func("/policy/matching", test_matching);
 	g_test_add_func("/policy/load", test_load);
+	g_test_add_func("/policy/index-matches-scan", test_index_matches_scan);
 	return g_test_run();
 }
