@@ -11,7 +11,8 @@ class Row:
     CPU time per request.  wall_ms: median wall
     time of a program run.  bytes_per_client: resident memory.  lat_ratio,
     ops_ratio, floor_ratio: median of per-round ratios to the IPC floor;
-    checked_ratio: p50 to the floor with a careful broker's system calls;
+    checked_ratio: p50 (wall time in section 4) to the floor with a careful
+    broker's system calls;
     wall_ratio: to running directly.  goal: which target of the issue the
     row is judged by (see judge), or None.
     """
@@ -94,6 +95,8 @@ def ratio_cell(row):
     text = "%.3fx direct" % row.wall_ratio
     if row.floor_ratio is not None:
         text += ", %.3fx floor" % row.floor_ratio
+    if row.checked_ratio is not None:
+        text += ", %.3fx checked floor" % row.checked_ratio
     if row.ratio_iqr:
         text += " (IQR %.3f-%.3f)" % row.ratio_iqr
     return text
@@ -166,7 +169,7 @@ def chain_problems(sanity, depth):
     return problems
 
 
-EXPECTED_ROWS = {"1": 1, "2": 9, "3": 9, "4": 4, "5": 6}
+EXPECTED_ROWS = {"1": 1, "2": 9, "3": 9, "4": 5, "5": 6}
 
 
 def check_rows(rows, size):
