@@ -104,11 +104,15 @@ static void put_escaped(struct line *l, const char *s, size_t len)
 	size_t run = 0;     /* start of the bytes copied as they are */
 
 	for (size_t i = 0; i < len;) {
-		size_t n = utf8_sequence(u + i, len - i);
-		bool plain = n != 0 && u[i] != '"' && u[i] != '\\' &&
-			     u[i] >= 0x20 && u[i] != 0x7f;
+		size_t n;
 
-		if (plain) {
+		/* Paths are nearly all printable ASCII: decide those bytes first. */
+		if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '"' && u[i] != '\\') {
+			i++;
+			continue;
+		}
+		n = u[i] >= 0x80 ? utf8_sequence(u + i, len - i) : 0;
+		if (n) {
 			i += n;
 			continue;
 		}

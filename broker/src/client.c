@@ -143,11 +143,12 @@ static ssize_t whole_frame(const uint8_t *buf, size_t len, const char **why)
 /* Keeps bytes that are not handled yet: a partial or a pipelined frame. */
 static int hold(struct client *c, const uint8_t *bytes, size_t len)
 {
-	c->held = len ? malloc(len) : NULL;
-	if (len && !c->held)
+	if (!len)
+		return 0;
+	c->held = malloc(len);
+	if (!c->held)
 		return -1;
-	if (len)
-		memcpy(c->held, bytes, len);
+	memcpy(c->held, bytes, len);
 	c->held_len = (uint16_t)len;
 	return 0;
 }
@@ -157,6 +158,8 @@ static size_t take_held(struct server *srv, struct client *c)
 {
 	size_t len = c->held_len;
 
+	if (!len)
+		return 0;
 	memcpy(srv->frame, c->held, len);
 	free(c->held);
 	c->held = NULL;
