@@ -297,12 +297,66 @@ static char *rule_dir(const struct rule *rule)
 	return strndup(rule->path, (size_t)(rule->leaf - rule->path - 1));
 }
 
+/* Length of that directory's name at the start of path ("/" counts as 0). */
+static size_t rule_dir_len(const struct rule *rule)
+{
+	return rule->tree ? rule->path_len : (size_t)(rule->leaf - rule->path - 1);
+}
+
+/* The same for the canonical name, at the start of real, once it is known. */
+static size_t real_dir_len(const struct rule *rule)
+{
+	return rule->tree ? rule->real_len : rule->real_len - strlen(rule->leaf) - 1;
+}
+
+/*
+ * An earlier rule that opened the same directory.  Rules naming files in
+ * one directory share its descriptor: a policy that lists a thousand
+ * images must not need a thousand descriptors (nor a thousand readlinks).
+ */
+static const struct rule *opened_dir_twin(const struct policy *pol,
+					  const struct rule *rule)
+{
+	size_t len = rule_dir_len(rule);
+
+	for (const struct rule *r = pol->rules; r < rule; r++)
+		if (r->dirfd >= 0 && rule_dir_len(r) == len &&
+		    memcmp(r->path, rule->path, len) == 0)
+			return r;
+	return NULL;
+}
+
+static int share_twin_dir(struct rule *rule, const struct rule *twin)
+{
+	int dir_len = (int)real_dir_len(twin);
+	char *real;
+
+	if (rule->tree)
+		real = strndup(twin->real, (size_t)dir_len);
+	else if (asprintf(&real, "%.*s/%s", dir_len, twin->real, rule->leaf) < 0)
+		real = NULL;
+	if (!real)
+		return -ENOMEM;
+	rule->real = real;
+	rule->real_len = strlen(real);
+	if (rule_is_brokered(rule)) {
+		rule->dirfd = twin->dirfd;
+		rule->shares_dirfd = true;
+	}
+	return 0;
+}
+
 static int open_rule_dir(struct policy *pol, struct rule *rule, char *err,
 			 size_t cap)
 {
-	char *dir = rule_dir(rule);
+	const struct rule *twin = opened_dir_twin(pol, rule);
+	char *dir;
 	int fd, rc;
 
+	if (twin)
+		return share_twin_dir(rule, twin) < 0 ?
+		       fail(err, cap, pol->source, rule->line, "out of memory") : 0;
+	dir = rule_dir(rule);
 	if (!dir)
 		return fail(err, cap, pol->source, rule->line, "out of memory");
 	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -393,7 +447,7 @@ void policy_free(struct policy *pol)
 	for (size_t i = 0; i < pol->count; i++) {
 		struct rule *rule = &pol->rules[i];
 
-		if (rule->dirfd >= 0)
+		if (rule->dirfd >= 0 && !rule->shares_dirfd)
 			close(rule->dirfd);
 		if (rule->real != rule->path)
 			free(rule->real);

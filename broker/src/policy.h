@@ -26,6 +26,7 @@ struct rule {
 	size_t real_len;    /* the index use them rather than recount */
 	const char *leaf;   /* exact rules: last component of path */
 	int dirfd;          /* tree: the directory; exact: its parent; else -1 */
+	bool shares_dirfd;  /* dirfd belongs to an earlier rule of the same dir */
 };
 
 struct policy_index;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static void parse_ok(const char *text, struct policy *pol)
@@ -283,6 +284,64 @@ static void compare_with_oracle(const struct policy *pol, enum match_on on,
 	}
 }
 
+static int open_fd_count(void)
+{
+	GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
+	int n = 0;
+
+	while (g_dir_read_name(d))
+		n++;
+	g_dir_close(d);
+	return n;
+}
+
+/* Rules of one directory share its descriptor: many images, few fds. */
+static void test_load_shares_dirs(void)
+{
+	enum { IMAGES = 500 };
+	char err[POLICY_ERROR_MAX];
+	g_autofree char *dir = g_dir_make_tmp("ohs-policy-XXXXXX", NULL);
+	g_autofree char *file = g_build_filename(dir, "p", NULL);
+	g_autofree char *link = g_build_filename(dir, "link", NULL);
+	g_autofree char *secret = g_build_filename(dir, "secret", NULL);
+	GString *text = g_string_new(NULL);
+	struct rlimit old, low;
+	struct policy pol;
+	int before = open_fd_count();
+
+	g_assert_cmpint(symlink(dir, link), ==, 0);
+	g_string_append_printf(text, "deny %s/secret\nro %s/\n", link, link);
+	for (int i = 0; i < IMAGES; i++)
+		g_string_append_printf(text, "%s %s/img%d\n", i % 2 ? "rw" : "deny", link, i);
+	g_file_set_contents(file, text->str, -1, NULL);
+	g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &old), ==, 0);
+	low = old;
+	low.rlim_cur = (rlim_t)before + 32;
+	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &low), ==, 0);
+	g_assert_cmpint(policy_load(file, &pol, err, sizeof err), ==, 0);
+	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &old), ==, 0);
+	g_assert_cmpint(open_fd_count(), ==, before + 1);
+	g_assert_cmpint(pol.rules[0].dirfd, ==, -1);
+	g_assert_cmpstr(pol.rules[0].real, ==, secret);
+	g_assert_cmpstr(pol.rules[1].real, ==, dir);
+	for (int i = 0; i < IMAGES; i++) {
+		const struct rule *r = &pol.rules[2 + i];
+		g_autofree char *want = g_strdup_printf("%s/img%d", dir, i);
+
+		g_assert_cmpstr(r->real, ==, want);
+		g_assert_cmpuint(r->real_len, ==, strlen(want));
+		g_assert_cmpint(r->dirfd, ==, i % 2 ? pol.rules[1].dirfd : -1);
+		g_assert_true(policy_allowance(&pol, want, MATCH_REAL) ==
+			      (i % 2 ? r : &pol.rules[1]));
+	}
+	policy_free(&pol);
+	g_assert_cmpint(open_fd_count(), ==, before);
+	g_string_free(text, TRUE);
+	unlink(link);
+	unlink(file);
+	rmdir(dir);
+}
+
 static void test_index_matches_scan(void)
 {
 	const guint32 seed = 20240611;
@@ -312,6 +371,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/policy/normalize", test_normalize);
 	g_test_add_func("/policy/matching", test_matching);
 	g_test_add_func("/policy/load", test_load);
+	g_test_add_func("/policy/load-shares-dirs", test_load_shares_dirs);
 	g_test_add_func("/policy/index-matches-scan", test_index_matches_scan);
 	return g_test_run();
 }
