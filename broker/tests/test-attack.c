@@ -605,6 +605,7 @@ static void test_fds_sent_to_broker(void)
 {
 	uint8_t f[64];
 	struct broker b;
+	g_autofree char *audit = NULL;
 	long before;
 	size_t n = encode_open(f, sizeof f, O_RDONLY, 0, "/dev/null", 9);
 
@@ -619,7 +620,8 @@ static void test_fds_sent_to_broker(void)
 	}
 	g_assert_cmpint(proc_fd_count(b.pid), ==, before);
 	g_assert_cmpint(broker_stop(&b), ==, 0);
-	g_assert_nonnull(strstr(read_text(b.audit), "descriptors sent to the broker"));
+	audit = read_text(b.audit);
+	g_assert_nonnull(strstr(audit, "descriptors sent to the broker"));
 	broker_free(&b);
 }
 
