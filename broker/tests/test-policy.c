@@ -1,5 +1,6 @@
 /* Unit tests: policy parsing, path normalisation, matching. */
 #include "flags.h"
+#include "harness.h"
 #include "policy-index.h"
 #include "policy.h"
 
@@ -284,17 +285,6 @@ static void compare_with_oracle(const struct policy *pol, enum match_on on,
 	}
 }
 
-static int open_fd_count(void)
-{
-	GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
-	int n = 0;
-
-	while (g_dir_read_name(d))
-		n++;
-	g_dir_close(d);
-	return n;
-}
-
 /* Rules of one directory share its descriptor: many images, few fds. */
 static void test_load_shares_dirs(void)
 {
@@ -307,7 +297,7 @@ static void test_load_shares_dirs(void)
 	GString *text = g_string_new(NULL);
 	struct rlimit old, low;
 	struct policy pol;
-	int before = open_fd_count();
+	long before = proc_fd_count(getpid());
 
 	g_assert_cmpint(symlink(dir, link), ==, 0);
 	g_string_append_printf(text, "deny %s/secret\nro %s/\n", link, link);
@@ -320,7 +310,7 @@ static void test_load_shares_dirs(void)
 	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &low), ==, 0);
 	g_assert_cmpint(policy_load(file, &pol, err, sizeof err), ==, 0);
 	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &old), ==, 0);
-	g_assert_cmpint(open_fd_count(), ==, before + 1);
+	g_assert_cmpint(proc_fd_count(getpid()), ==, before + 1);
 	g_assert_cmpint(pol.rules[0].dirfd, ==, -1);
 	g_assert_cmpstr(pol.rules[0].real, ==, secret);
 	g_assert_cmpstr(pol.rules[1].real, ==, dir);
@@ -335,7 +325,7 @@ static void test_load_shares_dirs(void)
 			      (i % 2 ? r : &pol.rules[1]));
 	}
 	policy_free(&pol);
-	g_assert_cmpint(open_fd_count(), ==, before);
+	g_assert_cmpint(proc_fd_count(getpid()), ==, before);
 	g_string_free(text, TRUE);
 	unlink(link);
 	unlink(file);
