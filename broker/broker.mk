@@ -17,7 +17,8 @@ BROKER_FUZZ_SECONDS ?= 20
 .PHONY: broker check-broker
 
 $(BROKER_BUILD)/build.ninja:
-	meson setup $(BROKER_BUILD) $(BROKER_SRC) -Dfuzz_seconds=$(BROKER_FUZZ_SECONDS)
+	meson setup $(BROKER_BUILD) $(BROKER_SRC) -Dfuzz=enabled \
+		-Dfuzz_seconds=$(BROKER_FUZZ_SECONDS)
 
 broker: $(BROKER_BUILD)/build.ninja
 	ninja -C $(BROKER_BUILD) -j2

@@ -324,20 +324,18 @@ static void tree_mkfifo(const struct broker *b, const char *rel)
 static void test_fifo(void)
 {
 	struct broker b;
-	gint64 start;
 	int fd;
 
 	broker_start(&b, "ro @D@/images/vm1/\ndev @D@/shared/fifo\n");
 	tree_mkfifo(&b, "images/vm1/fifo");
 	tree_mkfifo(&b, "shared/fifo");
-	start = g_get_monotonic_time();
+	/* a broker that blocked on a FIFO would never answer: hook_reply() fails */
 	assert_refused(&b, "images/vm1/fifo", O_RDONLY, -EACCES);
 	/* through dev: opened without blocking, handed over blocking as asked */
 	assert_refused(&b, "shared/fifo", O_WRONLY, -ENXIO);
 	g_assert_cmpint(tree_open(&b, "shared/fifo", O_RDONLY, &fd), ==, 0);
 	g_assert_cmpint(fcntl(fd, F_GETFL) & O_NONBLOCK, ==, 0);
 	close(fd);
-	g_assert_cmpint(g_get_monotonic_time() - start, <, 2 * G_USEC_PER_SEC);
 	g_assert_cmpint(broker_stop(&b), ==, 0);
 	broker_free(&b);
 }
@@ -675,12 +673,10 @@ static void test_stuck_client(void)
 	for (int i = 0; i < 20000; i++)
 		if (send(flooder, f, n, MSG_NOSIGNAL) < 0)
 			break;
+	/* a starved client would see hook_open() give up waiting */
 	for (int i = 0; i < 200; i++) {
-		gint64 start = g_get_monotonic_time();
-
 		g_assert_cmpint(hook_open(normal, "/dev/null", O_RDWR, &fd), ==, 0);
 		close(fd);
-		g_assert_cmpint(g_get_monotonic_time() - start, <, G_USEC_PER_SEC);
 	}
 	/* the broker holds at most one reply descriptor for the flooder */
 	g_usleep(300000);      /* let the flooder's backlog run into its full buffer */

@@ -1,17 +1,17 @@
 """The broker dies or hangs while the confined guest runs: open images keep
-working, new opens fail within the hook's timeout with a clear error, QEMU
-stays responsive, and a new broker attached with open-hook-set takes over."""
+working, new opens fail with a clear error (a hung broker by the hook's
+timeout), QEMU stays responsive, and a new broker attached with
+open-hook-set takes over.  No elapsed time is asserted: the errors say
+which failure happened, and QMP's own timeout guards against a hang."""
 
 import os
 import secrets
 import signal
-import time
 
 import harness as h
 
 DEVICE = "virtio0"
 BOUND = 3            # -open-hook-fd fd=3,timeout=BOUND
-SLACK = 5            # scheduling on a busy 2-core machine
 
 
 def start_guest(ws, make_guest):
@@ -25,11 +25,9 @@ def start_guest(ws, make_guest):
     return guest, base
 
 
-def timed_snapshot_error(guest, overlay):
-    start = time.monotonic()
-    error = guest.qmp_error("blockdev-snapshot-sync", device=DEVICE, snapshot_file=overlay,
-                            format="qcow2")
-    return error, time.monotonic() - start
+def snapshot_error(guest, overlay):
+    return guest.qmp_error("blockdev-snapshot-sync", device=DEVICE, snapshot_file=overlay,
+                           format="qcow2")
 
 
 def take_over_with_new_broker(ws, guest, base):
@@ -70,10 +68,9 @@ def test_broker_killed_while_guest_runs(ws, sandbox, make_guest):
     guest.check("vda", 0, 8, a)
     guest.check("vda", 8, 8, b)
 
-    # A new open does: it fails, within the bound, naming the hook.
-    error, took = timed_snapshot_error(guest, ws.image("while-dead.qcow2"))
-    assert took < BOUND + SLACK, f"took {took:.1f} s"
-    assert "hook" in error.lower(), error
+    # A new open does: it fails, saying the hook's end went away.
+    error = snapshot_error(guest, ws.image("while-dead.qcow2"))
+    assert "open hook failed: the hook closed the connection" in error, error
     state = guest.hook_state()
     assert state["broken"] is True and state["failures"] >= 1, state
     os.kill(qemu_pid, 0)                # QEMU itself is still there
@@ -86,24 +83,21 @@ def test_broker_hung_open_fails_after_bound(ws, sandbox, make_guest):
     launcher = guest.launcher_pid()
     os.kill(launcher, signal.SIGSTOP)
     try:
-        error, took = timed_snapshot_error(guest, ws.image("while-hung.qcow2"))
-        assert BOUND - 0.5 <= took < BOUND + SLACK, f"took {took:.1f} s"
-        assert "hook" in error.lower(), error
+        error = snapshot_error(guest, ws.image("while-hung.qcow2"))
+        assert "open hook failed: no reply in time" in error, error
 
-        # QEMU answers at once, the guest runs and does I/O.
-        start = time.monotonic()
+        # QEMU answers, the guest runs and does I/O.
         assert guest.vm.command("query-status")["status"] == "running"
-        assert time.monotonic() - start < 2
         token = "during-" + secrets.token_hex(3)
         guest.write("vda", 0, 8, token)
         guest.check("vda", 0, 8, token)
 
-        # The hook is broken now: later opens fail at once.
+        # The hook is broken now: later opens fail without asking anyone.
         state = guest.hook_state()
         assert state["broken"] is True and state["failures"] >= 1, state
-        error, took = timed_snapshot_error(guest, ws.image("still-broken.qcow2"))
-        assert took < 1.5, f"a broken hook should fail at once, took {took:.1f} s"
-        assert "hook" in error.lower(), error
+        error = snapshot_error(guest, ws.image("still-broken.qcow2"))
+        assert "the hook is broken" in error, error
+        assert guest.hook_state()["requests"] == state["requests"]
         assert "broken" in guest.hmp("info open-hook").lower()
     finally:
         os.kill(launcher, signal.SIGCONT)

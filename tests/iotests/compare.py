@@ -119,10 +119,10 @@ def compare_format(fmt: str, base: Dict[str, report.TestResult],
 
 
 def check_selection(fmt: str, base: Dict[str, report.TestResult],
-                    results: Dict[str, report.TestResult]) -> List[str]:
+                    selected: List[str]) -> List[str]:
     """A subset must consist of tests that pass at the baseline."""
     return [f'{fmt}/{name}: {describe(base.get(name))} at the baseline'
-            for name in results
+            for name in selected
             if base.get(name) is None or base[name].status != 'pass']
 
 
@@ -147,9 +147,10 @@ def main() -> int:
     parser.add_argument('--exceptions')
     parser.add_argument('--junit', required=True)
     parser.add_argument('--suite', required=True)
-    parser.add_argument('--only-baseline-passes', action='store_true',
-                        help='error if a compared test did not pass at the '
-                             'baseline (for a CI subset)')
+    parser.add_argument('--subset', metavar='FILE',
+                        help='compare only the tests FILE lists (subset.txt); '
+                             'each must pass at the baseline, and one that '
+                             'did not run counts as a difference')
     args = parser.parse_args()
 
     baselines = pairs(args.baseline, '--baseline')
@@ -163,12 +164,12 @@ def main() -> int:
             sys.exit(f'compare: no {path}: the {fmt} run did not finish')
         base = report.read_summary(baselines[fmt])
         results = report.read_summary(path)
-        if args.only_baseline_passes:
-            wrong = check_selection(fmt, base, results)
+        if args.subset:
+            selected = report.subset_tests(args.subset, fmt)
+            wrong = check_selection(fmt, base, selected)
             if wrong:
                 sys.exit('compare: not a baseline pass: ' + '; '.join(wrong))
-            # A subset: compare only the tests it ran.
-            base = {name: base[name] for name in results}
+            base = {name: base[name] for name in selected}
         bugs += compare_format(fmt, base, results, known, cases,
                                args.baseline_label)
     report.write_junit_cases(args.junit, args.suite, cases)

@@ -98,7 +98,7 @@ check-iotests-subset:
 		--brokered --broker $(IOTESTS_BROKER) --subset $(IOTESTS_SUBSET)); \
 	$(call iotests_vs_baseline,$(IOTESTS_OUT)/subset,\
 		$(JUNIT)/iotests-brokered-subset.xml,iotests-brokered-subset,\
-		--exceptions $(IOTESTS_EXCEPTIONS) --only-baseline-passes) || rc=1; \
+		--exceptions $(IOTESTS_EXCEPTIONS) --subset $(IOTESTS_SUBSET)) || rc=1; \
 	exit $$rc
 
 # broker-wrap against a stand-in broker, and against open-hook-server

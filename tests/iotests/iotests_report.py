@@ -22,6 +22,7 @@ starting with '#' are comments (format, binaries, totals).
 """
 
 import re
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -166,3 +167,18 @@ def write_junit(path: str, suite_name: str, classname: str,
         junit_testcase(cases, classname, r.name, r.status, r.seconds,
                        r.detail, '\n'.join(r.output))
     write_junit_cases(path, suite_name, cases)
+
+
+def subset_tests(path: str, fmt: str) -> list:
+    """The tests a subset file (subset.txt) lists for FMT."""
+    tests = []
+    with open(path, encoding='utf-8') as lines:
+        for line in lines:
+            fields = line.split('#', 1)[0].split()
+            if len(fields) == 2 and fields[0] == fmt:
+                tests.append(fields[1])
+            elif fields and len(fields) != 2:
+                sys.exit(f'{path}: bad line {line.strip()!r}')
+    if not tests:
+        sys.exit(f'{path} lists no test for {fmt}')
+    return tests

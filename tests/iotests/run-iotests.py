@@ -61,7 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('tests', nargs='*', metavar='TEST')
     args = parser.parse_args()
     if args.subset:
-        args.tests += subset_tests(args.subset, args.format)
+        args.tests += report.subset_tests(args.subset, args.format)
     # `check` runs in its own directory.  Keep the link: `check` finds the
     # build tree through it.
     args.check = os.path.abspath(args.check)
@@ -69,20 +69,6 @@ def parse_args() -> argparse.Namespace:
     if args.brokered and not args.broker:
         parser.error('--brokered needs --broker')
     return args
-
-
-def subset_tests(path: str, fmt: str) -> list:
-    tests = []
-    with open(path, encoding='utf-8') as lines:
-        for line in lines:
-            fields = line.split('#', 1)[0].split()
-            if len(fields) == 2 and fields[0] == fmt:
-                tests.append(fields[1])
-            elif fields and len(fields) != 2:
-                sys.exit(f'run-iotests: {path}: bad line {line.strip()!r}')
-    if not tests:
-        sys.exit(f'run-iotests: {path} lists no test for {fmt}')
-    return tests
 
 
 def fresh_dir(path: str) -> str:
