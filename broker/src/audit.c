@@ -233,9 +233,9 @@ static int open_target(const char *path)
 
 int audit_open(struct audit *audit, const char *path)
 {
-	audit->fd = -1;
-	audit->path = NULL;
-	audit->used = 0;
+	int err;
+
+	*audit = (struct audit){ .fd = -1 };
 	if (!path)
 		return 0;
 	audit->batch = malloc(AUDIT_BATCH_MAX);
@@ -246,13 +246,15 @@ int audit_open(struct audit *audit, const char *path)
 		return 0;
 	}
 	audit->path = strdup(path);
-	if (!audit->path)
-		return -ENOMEM;
-	audit->fd = open_target(path);
-	return audit->fd < 0 ? -errno : 0;
+	audit->fd = audit->path ? open_target(path) : -1;
+	if (audit->fd >= 0)
+		return 0;
+	err = audit->path ? -errno : -ENOMEM;
+	audit_close(audit);
+	return err;
 }
 
-static void write_all(int fd, const char *buf, size_t len)
+static int write_all(int fd, const char *buf, size_t len)
 {
 	size_t done = 0;
 
@@ -262,16 +264,32 @@ static void write_all(int fd, const char *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return;
+			return n < 0 ? -errno : -EIO;
 		done += (size_t)n;
 	}
+	return 0;
 }
 
-void audit_flush(struct audit *audit)
+/* Writes the queued lines; a failure is kept until audit_flush() says it. */
+static void write_batch(struct audit *audit)
 {
+	int rc = 0;
+
 	if (audit->fd >= 0 && audit->used)
-		write_all(audit->fd, audit->batch, audit->used);
+		rc = write_all(audit->fd, audit->batch, audit->used);
 	audit->used = 0;
+	if (rc < 0)
+		audit->lost = rc;
+}
+
+int audit_flush(struct audit *audit)
+{
+	int rc;
+
+	write_batch(audit);
+	rc = audit->lost;
+	audit->lost = 0;
+	return rc;
 }
 
 void audit_add(struct audit *audit, const struct audit_record *rec)
@@ -279,14 +297,8 @@ void audit_add(struct audit *audit, const struct audit_record *rec)
 	if (audit->fd < 0)
 		return;
 	if (AUDIT_BATCH_MAX - audit->used < AUDIT_LINE_MAX)
-		audit_flush(audit);
+		write_batch(audit);
 	audit->used += audit_format(rec, audit->batch + audit->used, AUDIT_LINE_MAX);
-}
-
-void audit_write(struct audit *audit, const struct audit_record *rec)
-{
-	audit_add(audit, rec);
-	audit_flush(audit);
 }
 
 int audit_reopen(struct audit *audit)
@@ -295,7 +307,7 @@ int audit_reopen(struct audit *audit)
 
 	if (!audit->path)
 		return 0;
-	audit_flush(audit);
+	write_batch(audit);
 	fd = open_target(audit->path);
 	if (fd < 0)
 		return -errno;

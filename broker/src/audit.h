@@ -9,8 +9,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Worst case: two paths of 4095 bytes, each byte escaped as \u00XX. */
-#define AUDIT_LINE_MAX (2 * 6 * 4096 + 1024)
+/*
+ * Worst case: three paths (asked, resolved, the rule's) of 4095 bytes,
+ * each byte escaped as \u00XX.
+ */
+#define AUDIT_LINE_MAX (3 * 6 * 4096 + 1024)
 /* Lines of one event-loop turn, written together before its replies. */
 #define AUDIT_BATCH_MAX (4 * AUDIT_LINE_MAX)
 
@@ -19,6 +22,7 @@ struct audit {
 	char *path;         /* NULL for stderr */
 	char *batch;        /* lines not yet written */
 	size_t used;
+	int lost;           /* -errno of a failed write since the last flush */
 };
 
 struct audit_record {
@@ -52,11 +56,11 @@ void audit_close(struct audit *audit);
  */
 void audit_add(struct audit *audit, const struct audit_record *rec);
 
-/* Writes the queued lines (one write; lines never interleave with others'). */
-void audit_flush(struct audit *audit);
-
-/* audit_add() and audit_flush(). */
-void audit_write(struct audit *audit, const struct audit_record *rec);
+/*
+ * Writes the queued lines (one write; lines never interleave with others').
+ * Returns 0, or -errno if any line since the last flush was not written.
+ */
+int audit_flush(struct audit *audit);
 
 /* Formats rec as one JSON line (with '\n') into buf; returns its length. */
 size_t audit_format(const struct audit_record *rec, char *buf, size_t cap);

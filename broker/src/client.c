@@ -1,6 +1,7 @@
 #include "client.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -392,15 +393,33 @@ static void send_queued(struct server *srv, struct client *c)
 		on_readable(srv, c);
 }
 
+/* A grant whose audit line was not written must not leave: EIO instead. */
+static void withdraw_grant(struct client *c)
+{
+	uint32_t command;
+
+	if (c->reply.fd < 0)
+		return;
+	close(c->reply.fd);
+	c->reply.fd = -1;
+	memcpy(&command, c->reply.bytes + 4, sizeof command);
+	encode_reply(c->reply.bytes, command, -EIO);
+}
+
 void clients_finish_turn(struct server *srv)
 {
 	struct client *c = srv->replies, *next;
+	int lost = audit_flush(srv->audit);
 
-	audit_flush(srv->audit);
+	if (lost < 0)
+		fprintf(stderr, "open-hook-server: audit write failed (%s): "
+			"this turn's grants are answered EIO\n", strerror(-lost));
 	srv->replies = NULL;
 	for (; c; c = next) {
 		next = c->next_reply;
 		c->reply_queued = false;
+		if (lost < 0)
+			withdraw_grant(c);
 		send_queued(srv, c);
 	}
 }

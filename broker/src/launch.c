@@ -35,8 +35,11 @@ static int find_executable(const char *name, char *out, size_t cap)
 	while (*path) {
 		size_t n = strcspn(path, ":");
 
-		snprintf(out, cap, "%.*s%s%s", (int)n, n ? path : ".", "/", name);
-		if (is_executable_file(out))
+		/* An empty entry is the current directory. */
+		int len = snprintf(out, cap, "%.*s/%s", (int)(n ? n : 1),
+				   n ? path : ".", name);
+
+		if (len > 0 && (size_t)len < cap && is_executable_file(out))
 			return 0;
 		path += n + (path[n] == ':');
 	}

@@ -202,7 +202,7 @@ static int run_mode(struct server *srv, struct options *o)
 int main(int argc, char **argv)
 {
 	struct options o;
-	struct audit audit;
+	struct audit audit = { .fd = -1 };
 	struct server srv;
 	int rc = parse_options(argc, argv, &o);
 

@@ -29,6 +29,7 @@ static const struct {
 	{ "dev", RULE_DEV },
 	{ "sandbox-ro", RULE_SANDBOX_RO },
 	{ "sandbox-rw", RULE_SANDBOX_RW },
+	{ "dirs", RULE_DIRS },
 };
 
 const char *rule_keyword(enum rule_kind kind)
@@ -273,17 +274,20 @@ int policy_parse(const char *buf, size_t len, const char *source,
 
 static int real_of_dir(int dirfd, const char *leaf, char **real)
 {
-	char buf[PATH_MAX];
+	char buf[PATH_MAX], *joined;
 	int rc = fd_path(dirfd, buf, sizeof buf);
 
 	if (rc < 0)
 		return rc;
 	if (!strcmp(buf, "/"))
 		buf[0] = '\0';
-	if (leaf && asprintf(real, "%s/%s", buf, leaf) < 0)
+	if (!leaf)
+		joined = strdup(buf);
+	else if (asprintf(&joined, "%s/%s", buf, leaf) < 0)
+		joined = NULL;
+	if (!joined)
 		return -ENOMEM;
-	if (!leaf && !(*real = strdup(buf)))
-		return -ENOMEM;
+	*real = joined;
 	return 0;
 }
 
@@ -467,6 +471,16 @@ bool rule_covers(const struct rule *rule, const char *path, enum match_on on)
 	if (!rule->tree)
 		return strcmp(path, base) == 0;
 	return strncmp(path, base, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Rare (vvfat scans a directory once), so a plain scan of the rules. */
+const struct rule *policy_dir_handout(const struct policy *pol, const char *real)
+{
+	for (size_t i = 0; i < pol->count; i++)
+		if (pol->rules[i].kind == RULE_DIRS &&
+		    rule_covers(&pol->rules[i], real, MATCH_REAL))
+			return &pol->rules[i];
+	return NULL;
 }
 
 const struct rule *policy_denial(const struct policy *pol, const char *path,

@@ -14,6 +14,7 @@ enum rule_kind {
 	RULE_DEV,
 	RULE_SANDBOX_RO,
 	RULE_SANDBOX_RW,
+	RULE_DIRS,          /* directories that may be handed out as such */
 };
 
 struct rule {
@@ -72,6 +73,12 @@ const struct rule *policy_denial(const struct policy *pol, const char *path,
 /* The most specific ro/rw/create/dev rule covering path, or NULL. */
 const struct rule *policy_allowance(const struct policy *pol, const char *path,
 				    enum match_on on);
+
+/*
+ * The dirs rule covering a directory's canonical path, or NULL: only such a
+ * directory is handed out as a descriptor (see the man page on why).
+ */
+const struct rule *policy_dir_handout(const struct policy *pol, const char *real);
 
 /* Access bits (enum access) a rule grants. */
 unsigned rule_grants(const struct rule *rule);

@@ -119,6 +119,9 @@ static int check_object(struct request_ctx *ctx, int pfd, const struct stat *st)
 		err = type_errno(real_rule, st, ctx->flags);
 	if (err)
 		return refuse(ctx->out, real_rule, err);
+	/* A directory descriptor reaches every name beneath it, and ".." */
+	if (S_ISDIR(st->st_mode) && !policy_dir_handout(ctx->pol, ctx->out->resolved))
+		return refuse(ctx->out, real_rule, EACCES);
 	if ((ctx->flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
 		return refuse(ctx->out, NULL, EEXIST);
 	return 0;
@@ -134,23 +137,25 @@ static int clear_nonblock(int fd)
 }
 
 /*
- * Reopens the very inode behind an O_PATH descriptor.  FIFOs and devices
- * are opened non-blocking so that a FIFO without a peer cannot stall us.
+ * Reopens the very inode behind an O_PATH descriptor, non-blocking: a FIFO
+ * without a peer, or a regular file under a lease (another process's
+ * F_SETLEASE makes a conflicting open wait for the lease break time),
+ * must not stall every client of the broker.  Such an open fails with
+ * EWOULDBLOCK instead.
  */
 static int reopen_object(int pfd, const struct stat *st, uint32_t flags)
 {
-	bool special = !S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode);
 	struct stat now;
 	char name[32];
 	int fd, err;
 
 	fd_proc_name(pfd, name, sizeof name);
-	fd = open(name, reopen_flags(flags) | (special ? O_NONBLOCK : 0));
+	fd = open(name, reopen_flags(flags) | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &now) < 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino)
 		err = -EACCES;
-	else if (special && !(flags & O_NONBLOCK))
+	else if (!(flags & O_NONBLOCK))
 		err = clear_nonblock(fd);
 	else
 		err = 0;
@@ -229,8 +234,11 @@ static int create_in(struct request_ctx *ctx, int dfd, const char *leaf)
 		return refuse(ctx->out, NULL, errno);
 	/* The umask must not decide the mode of what the broker creates. */
 	if (fchmod(fd, ctx->pol->create_mode) < 0) {
+		int err = errno;
+
 		close(fd);
-		return refuse(ctx->out, NULL, errno);
+		unlinkat(dfd, leaf, 0);
+		return refuse(ctx->out, NULL, err);
 	}
 	ctx->out->fd = fd;
 	return 0;
@@ -271,13 +279,20 @@ static int open_fast(struct request_ctx *ctx)
 	struct stat before, st;
 	int fd, err;
 
-	if (ctx->flags & (O_CREAT | O_TRUNC | O_DIRECTORY | O_PATH))
+	/*
+	 * Only a name directly in the rule's directory: the look below has no
+	 * RESOLVE_BENEATH, and on a longer name it would follow symlinked
+	 * directories anywhere (an automount, a dead NFS server).
+	 */
+	if ((ctx->flags & (O_CREAT | O_TRUNC | O_DIRECTORY | O_PATH)) ||
+	    strchr(ctx->rest, '/'))
 		return FAST_PATH_NO;
 	/*
 	 * Look before opening: opening a device node acts on the device, and
-	 * only a `dev` rule may do that.  Turning this regular file into a
-	 * device node between the look and the open needs CAP_MKNOD in the
-	 * policy's own directories; the inode is compared after the open.
+	 * only a `dev` rule may do that.  Putting a device node in this name
+	 * between the look and the open needs one on the same file system to
+	 * rename or link, which only a privileged user can make; the inode is
+	 * compared after the open.
 	 */
 	if (fstatat(ctx->rule->dirfd, ctx->rest, &before, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    !S_ISREG(before.st_mode))

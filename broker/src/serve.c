@@ -115,7 +115,8 @@ static int remove_stale_socket(const char *path, const struct sockaddr_un *addr)
 		return -errno;
 	rc = connect(fd, (const struct sockaddr *)addr, sizeof *addr);
 	close(fd);
-	if (rc == 0)
+	/* Only a refused connection proves that nobody listens there. */
+	if (rc == 0 || errno != ECONNREFUSED)
 		return -EADDRINUSE;
 	return unlink(path) < 0 ? -errno : 0;
 }
@@ -219,15 +220,16 @@ static void reload(struct server *srv)
 	char err[POLICY_ERROR_MAX];
 	struct policy fresh;
 
+	/* Log rotation needs the reopen whatever becomes of the policy. */
+	if (audit_reopen(srv->audit) < 0)
+		fprintf(stderr, "open-hook-server: cannot reopen audit file: %s\n",
+			strerror(errno));
 	if (policy_load(srv->policy_file, &fresh, err, sizeof err) < 0) {
 		fprintf(stderr, "open-hook-server: reload rejected, old policy kept: %s\n", err);
 		return;
 	}
 	policy_free(&srv->policy);
 	srv->policy = fresh;
-	if (audit_reopen(srv->audit) < 0)
-		fprintf(stderr, "open-hook-server: cannot reopen audit file: %s\n",
-			strerror(errno));
 	fprintf(stderr, "open-hook-server: policy reloaded from %s\n", srv->policy_file);
 }
 

@@ -21,6 +21,7 @@ static const char standard_policy[] =
 	"create @D@/images/vm1/snap/\n"
 	"ro     @D@/images/vm1/\n"
 	"deny   @D@/images/vm1/secret\n"
+	"dirs   @D@/images/vm1/snap/\n"
 	"dev    /dev/null\n";
 
 static void assert_refused(const struct broker *b, const char *rel, uint32_t flags,
@@ -84,6 +85,8 @@ static void test_allowed_basics(void)
 	assert_opens(&b, "images/vm1/disk.img", O_RDONLY | 0100000 | O_NOCTTY | O_NONBLOCK,
 		     "images/vm1/disk.img");
 	assert_opens(&b, "images/vm1/snap", O_RDONLY | O_DIRECTORY, "images/vm1/snap");
+	/* only under dirs: a directory descriptor reaches past deny rules */
+	assert_refused(&b, "images/vm1", O_RDONLY | O_DIRECTORY, -EACCES);
 	g_assert_cmpint(hook_open(b.sock, "/dev/null", O_RDWR | O_CLOEXEC, &(int){ 0 }), ==, 0);
 	g_assert_cmpint(broker_stop(&b), ==, 0);
 	broker_free(&b);
@@ -319,6 +322,38 @@ static void tree_mkfifo(const struct broker *b, const char *rel)
 
 	g_assert_cmpint(mkfifo(p, 0600), ==, 0);
 	g_free(p);
+}
+
+/*
+ * Another process's lease makes a conflicting open wait for the lease
+ * break time (45 s by default): the broker must answer at once instead,
+ * or every other client would wait too.
+ */
+static void test_lease(void)
+{
+	struct broker b;
+	char *image;
+	int lease_fd, fd;
+
+	broker_start(&b, standard_policy);
+	image = path_in(b.dir, "images/vm1.qcow2");
+	lease_fd = open(image, O_RDONLY);
+	g_assert_cmpint(lease_fd, >=, 0);
+	signal(SIGIO, SIG_IGN);     /* the lease holder is told of the break */
+	if (fcntl(lease_fd, F_SETLEASE, F_RDLCK) < 0) {
+		g_test_skip("cannot take a lease here");
+	} else {
+		/* hook_reply() gives up long before the lease would be broken */
+		g_assert_cmpint(tree_open(&b, "images/vm1.qcow2", O_RDWR, &fd), ==,
+				-EWOULDBLOCK);
+		g_assert_cmpint(tree_open(&b, "images/vm1.qcow2", O_RDONLY, &fd), ==, 0);
+		close(fd);
+	}
+	close(lease_fd);
+	signal(SIGIO, SIG_DFL);
+	g_free(image);
+	g_assert_cmpint(broker_stop(&b), ==, 0);
+	broker_free(&b);
 }
 
 static void test_fifo(void)
@@ -775,6 +810,34 @@ static void test_reload(void)
 	broker_free(&b);
 }
 
+/*
+ * A grant is only handed out once its audit line is written.  After a
+ * reload that reopens the audit file as /dev/full (and a rejected policy
+ * still reopens it: log rotation needs that), grants become EIO.
+ */
+static void test_audit_write_fails(void)
+{
+	struct broker b;
+	char *log;
+	int fd;
+
+	broker_start(&b, standard_policy);
+	assert_opens(&b, "images/base.qcow2", O_RDONLY, "images/base.qcow2");
+	g_assert_cmpint(unlink(b.audit), ==, 0);
+	g_assert_cmpint(symlink("/dev/full", b.audit), ==, 0);
+	write_text(b.policy, "ro relative/path\n");
+	kill(b.pid, SIGHUP);
+	g_usleep(300000);
+	g_assert_cmpint(tree_open(&b, "images/base.qcow2", O_RDONLY, &fd), ==, -EIO);
+	g_assert_cmpint(fd, ==, -1);
+	assert_refused(&b, "outside/passwd", O_RDONLY, -EACCES);
+	g_assert_cmpint(broker_stop(&b), ==, 0);
+	log = read_text(b.stderr_log);
+	g_assert_nonnull(strstr(log, "audit write failed (No space left on device)"));
+	g_free(log);
+	broker_free(&b);
+}
+
 static void test_audit_record(void)
 {
 	struct broker b;
@@ -808,6 +871,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/attack/symlink-race", test_symlink_race);
 	g_test_add_func("/attack/magic-links", test_magic_links);
 	g_test_add_func("/attack/fifo", test_fifo);
+	g_test_add_func("/attack/lease", test_lease);
 	g_test_add_func("/attack/device-node", test_device_node);
 	g_test_add_func("/attack/hardlink", test_hardlink);
 	g_test_add_func("/attack/flags", test_flags);
@@ -820,6 +884,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/attack/stuck-client", test_stuck_client);
 	g_test_add_func("/attack/stable-after-100k", test_stable_after_100k);
 	g_test_add_func("/attack/reload", test_reload);
+	g_test_add_func("/attack/audit-write-fails", test_audit_write_fails);
 	g_test_add_func("/attack/audit-record", test_audit_record);
 	return g_test_run();
 }

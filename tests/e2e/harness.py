@@ -187,6 +187,9 @@ class Policy:
     def dev(self, path):
         return self.add("dev", path)
 
+    def dirs(self, directory):
+        return self.add("dirs", directory, tree=True)
+
     def sandbox_ro(self, path, tree=True):
         return self.add("sandbox-ro", path, tree)
 

@@ -98,7 +98,7 @@ def test_vvfat_directory_through_broker(ws, sandbox, make_guest):
     hello = os.path.join(share, "hello.txt")
     with open(hello, "w") as f:
         f.write(f"{marker}\n")
-    ws.standard_policy().write()
+    ws.standard_policy().dirs(share).write()
 
     guest = make_guest()
     guest.add_drive(f"fat:floppy:12:{share}", fmt="raw", serial="share", extra=",readonly=on")
