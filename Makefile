@@ -1,7 +1,7 @@
 # open-hook: QEMU opens files only through a trusted broker.
 #
 #   make                  set up, build the patched QEMU and the broker
-#   make check            every test, ending in "N passed, N failed"
+#   make check            the test suites, ending in "N passed, N failed, N skipped"
 #   make demo             a confined guest on a brokered disk (the main job)
 #   make qemu-tree        fresh build/qemu = base + patches/series
 #   make export-patches   build/qemu base..HEAD -> patches/
@@ -136,7 +136,7 @@ check-qemu: qemu
 		$(QEMU_UNIT_TESTS) $(QEMU_QTESTS:%=qtest-x86_64/%); rc=$$?; \
 		cp meson-logs/testlog.junit.xml $(JUNIT)/qemu.xml; exit $$rc; }
 
-# All tests, ending in one line "N passed, N failed".  Suites keep going
+# The test suites, ending in one line "N passed, N failed, N skipped".  Suites keep going
 # when one fails (-k) so that the summary counts every one of them.
 check: all
 	@rm -rf $(JUNIT) && mkdir -p $(JUNIT)

@@ -1,9 +1,10 @@
 /*
  * The open-hook wire protocol as the benchmark speaks it.
  *
- * Written from the shared contract (docs/interfaces.md) instead of reusing
- * broker/ code, so that the benchmark measures the broker against the
- * documented protocol and the IPC floor cannot inherit the broker's costs.
+ * Written from the protocol spec (docs/interop/open-hook.rst in the QEMU
+ * series, patches/) instead of reusing broker/ code, so that the benchmark
+ * measures the broker against the documented protocol and the IPC floor
+ * cannot inherit the broker's costs.
  *
  * Request (host byte order, packed):
  *   u32 size (= 18 + len), u32 command (= 1), u32 flags, u32 mode,

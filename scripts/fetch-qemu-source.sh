@@ -20,6 +20,7 @@ version=1:7.2+dfsg-7+deb12u18
 sums=${QEMU_SOURCE_SUMS:-$top/qemu-source.sha256}
 home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 cache=${QEMU_SRC_CACHE:-${XDG_CACHE_HOME:-$home/.cache}/qemu-open-hook}
+[ -f "$sums" ] || { echo "fetch-qemu-source: error: no checksum file $sums" >&2; exit 1; }
 dsc=$(awk '/\.dsc$/ {print $2}' "$sums")
 
 die() {

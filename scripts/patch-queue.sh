@@ -119,6 +119,7 @@ cmd_tree() {
         fi
     fi
     ensure_pristine
+    rm -rf "$qemu.tmp"      # left by an interrupted run
     init_repo "$qemu.tmp"
     mv "$qemu.tmp" "$qemu"
     apply_series "$qemu"

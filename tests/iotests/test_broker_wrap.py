@@ -170,6 +170,8 @@ def test_broker_stderr_goes_to_its_log(env):
     assert proc.returncode == 0
     assert proc.stderr == 'fake program: stderr\n'
     log = open(env['OPEN_HOOK_BROKER_LOG'], encoding='utf-8').read()
+    if env['OPEN_HOOK_SERVER'].endswith('fake-open-hook-server'):
+        assert 'fake broker: serving' in log    # the real one says nothing
     assert 'fake program' not in log
 
 
